@@ -1,0 +1,3 @@
+from codec.cli import main
+
+main(prog_name="lcodec")

@@ -1,0 +1,91 @@
+"""The network: a CompressAI mean-scale hyperprior with a continuous rate control.
+
+One set of weights covers the whole quality range through *gain units* (Cui et al. 2021,
+"Asymmetric Gained Deep Image Compression"): the latent ``y`` is multiplied channel-wise by a
+learned gain vector before quantization and by a learned inverse gain after it. Gain vectors are
+learned for a ladder of rate-distortion trade-offs (lambdas); any rate in between is reached by
+log-linear interpolation, so quality 0–100 maps onto one continuous parameter ``rate`` in
+``[0, levels - 1]``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import Tensor, nn
+
+with warnings.catch_warnings():  # compressai still uses torch.jit.script, deprecated upstream
+    warnings.simplefilter("ignore", FutureWarning)
+    from compressai.models import MeanScaleHyperprior
+
+#: MSE lambdas of the rate ladder, low rate first (CompressAI's zoo values, qualities 1–7).
+DEFAULT_LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932)
+
+ARCHITECTURE = "msh-gain"
+
+
+def ste_round(x: Tensor) -> Tensor:
+    """Round in the forward pass, identity in the backward pass."""
+    return (torch.round(x) - x).detach() + x
+
+
+class GainedMeanScaleHyperprior(MeanScaleHyperprior):
+    """MeanScaleHyperprior whose rate is chosen at run time by a continuous ``rate`` value."""
+
+    def __init__(self, N: int = 128, M: int = 192, lambdas: tuple[float, ...] = DEFAULT_LAMBDAS):
+        super().__init__(N=N, M=M)
+        self.N, self.M = N, M
+        self.lambdas = tuple(float(v) for v in lambdas)
+        levels = len(self.lambdas)
+        # A coarser step for lower lambdas: start near the square-root law of the step sizes that
+        # separately trained models settle on, then let training refine each channel.
+        init = torch.tensor([0.5 * math.log(v / self.lambdas[-1]) for v in self.lambdas])
+        self.log_gain = nn.Parameter(init[:, None].repeat(1, M).clone())
+        self.log_inv_gain = nn.Parameter(-init[:, None].repeat(1, M).clone())
+        self.levels = levels
+
+    # -- rate control -------------------------------------------------------------------------
+
+    def _interp(self, table: Tensor, rate: Tensor) -> Tensor:
+        """Log-linear interpolation of a per-level table at fractional positions ``rate``."""
+        rate = rate.clamp(0, self.levels - 1)
+        lo = rate.floor().long().clamp(max=self.levels - 2)
+        frac = (rate - lo.to(rate.dtype))[:, None]
+        return table[lo] * (1 - frac) + table[lo + 1] * frac
+
+    def gains(self, rate: Tensor) -> tuple[Tensor, Tensor]:
+        """Gain and inverse gain, shaped (B, M, 1, 1), for a batch of rate values."""
+        g = torch.exp(self._interp(self.log_gain, rate))
+        ig = torch.exp(self._interp(self.log_inv_gain, rate))
+        return g[:, :, None, None], ig[:, :, None, None]
+
+    def lmbda(self, rate: Tensor) -> Tensor:
+        """The training lambda that belongs to each rate value (log-linear in between)."""
+        table = torch.log(torch.tensor(self.lambdas, device=rate.device))[:, None]
+        return torch.exp(self._interp(table, rate))[:, 0]
+
+    # -- training -----------------------------------------------------------------------------
+
+    def forward(self, x: Tensor, rate: Tensor | None = None) -> dict:
+        if rate is None:
+            rate = torch.full((x.shape[0],), float(self.levels - 1), device=x.device)
+        g, ig = self.gains(rate)
+        y = self.g_a(x) * g
+        z = self.h_a(y)
+        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
+        # Noise for the rate term, straight-through rounding for the decoder: the decoder then
+        # trains on the same rounded latents it will see when decoding real files.
+        y_hat = ste_round(y - means) + means
+        x_hat = self.g_s(y_hat * ig)
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+
+def build_model(architecture: str, N: int, M: int, lambdas: tuple[float, ...]) -> nn.Module:
+    """Instantiate the network an architecture id names (the id is stored in every manifest)."""
+    if architecture != ARCHITECTURE:
+        raise ValueError(f"unknown architecture {architecture!r}")
+    return GainedMeanScaleHyperprior(N=N, M=M, lambdas=lambdas)

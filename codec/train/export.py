@@ -1,0 +1,117 @@
+"""Checkpoint -> shipped weights: fp16 safetensors plus a manifest with its sha256 and RD points.
+
+The weights are rounded to fp16 *before* ``update()`` builds the entropy tables, so the tables
+describe exactly the network a user loads. Entropy-model parameters and gains stay in fp32:
+they are small and the tables depend on them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from ..models import ARCHITECTURE, build_model
+from ..zoo import sha256_file
+from .data import list_images
+
+FP32_PREFIXES = ("entropy_bottleneck.", "gaussian_conditional.", "log_gain", "log_inv_gain")
+
+
+def _shipped_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu().contiguous()
+        if v.is_floating_point() and not k.startswith(FP32_PREFIXES):
+            v = v.half()
+        out[k] = v
+    return out
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    name: str,
+    val: str | Path | None = None,
+    qualities: tuple[float, ...] = (10, 50, 90),
+) -> Path:
+    """Write ``out_dir/name.safetensors`` and ``out_dir/name.json``; returns the weights path."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    cfg = state["config"]
+    model = build_model(ARCHITECTURE, cfg["N"], cfg["M"], tuple(cfg["lambdas"]))
+    model.load_state_dict(state["model"])
+    with torch.no_grad():  # round the shipped tensors to fp16 first, then build tables from them
+        rounded = {
+            k: v.float() if v.is_floating_point() else v for k, v in _shipped_state(model).items()
+        }
+    model.load_state_dict(rounded)
+    model.update(force=True, update_quantiles=True)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.safetensors"
+    tmp = path.with_suffix(".tmp")
+    save_file(_shipped_state(model), str(tmp))
+    os.replace(tmp, path)
+    log = state.get("log", {})
+    manifest = {
+        "name": name,
+        "architecture": ARCHITECTURE,
+        "N": cfg["N"],
+        "M": cfg["M"],
+        "lambdas": list(cfg["lambdas"]),
+        "quality_mapping": "rate = quality / 100 * (len(lambdas) - 1)",
+        "steps": state["step"],
+        "batch": cfg["batch"],
+        "crop": cfg["crop"],
+        "lr": cfg["lr"],
+        "data": {"folder": Path(cfg["data"]).name, "images": len(list_images(cfg["data"]))},
+        "hardware": log.get("hardware", "unknown"),
+        "wall_s": round(log.get("wall_s", 0.0), 1),
+        "exported": datetime.date.today().isoformat(),
+        "sha256": sha256_file(path),
+    }
+    _write_manifest(path, manifest)
+    if val is not None:
+        manifest["rd"] = measure_rd(path, val, qualities)
+        _write_manifest(path, manifest)
+    return path
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    mpath = path.with_suffix(".json")
+    tmp = mpath.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, mpath)
+
+
+def measure_rd(weights: str | Path, val: str | Path, qualities: tuple[float, ...]) -> list[dict]:
+    """Real files, real decodes: mean bpp and PSNR-RGB per quality over a folder of images."""
+    from ..api import decompress, encode
+    from ..image import to_rgb_array
+
+    images = [to_rgb_array(p) for p in list_images(val)]
+    points = []
+    for q in qualities:
+        bpp, psnr = [], []
+        for img in tqdm(images, desc=f"rd q={q}", leave=False):
+            data = encode(img, q, device="cpu", weights=str(weights)).data
+            rec = decompress(data, device="cpu", weights=str(weights))
+            mse = np.mean((rec.astype(np.float64) - img.astype(np.float64)) ** 2)
+            bpp.append(8 * len(data) / (img.shape[0] * img.shape[1]))
+            psnr.append(10 * np.log10(255**2 / max(mse, 1e-10)))
+        points.append(
+            {
+                "quality": q,
+                "bpp": round(float(np.mean(bpp)), 4),
+                "psnr": round(float(np.mean(psnr)), 3),
+                "images": len(images),
+            }
+        )
+    return points

@@ -1,0 +1,170 @@
+"""The library on the shipped weights: round trips, exactness, errors."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from conftest import make_image
+from PIL import Image
+
+import codec
+from codec.bitstream import pack, unpack
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255**2 / max(mse, 1e-12))
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (7, 130), (64, 64), (65, 63), (77, 101), (200, 33)])
+def test_round_trip_any_size(h, w):
+    img = make_image(h, w, seed=h + w)
+    data = codec.compress(img, quality=60)
+    out = codec.decompress(data)
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    if h * w > 1000:
+        assert psnr(img, out) > 20
+
+
+def test_decoder_reproduces_encoder_reconstruction_exactly(image):
+    for q in (0, 35.5, 100):
+        enc = codec.encode(image, quality=q)
+        assert np.array_equal(codec.decompress(enc.data), enc.reconstruction)
+
+
+def test_quality_orders_rate_and_distortion():
+    img = make_image(128, 192, seed=3)
+    sizes, scores = [], []
+    for q in (0, 50, 100):
+        data = codec.compress(img, quality=q)
+        sizes.append(len(data))
+        scores.append(psnr(img, codec.decompress(data)))
+    assert sizes[0] < sizes[1] < sizes[2]
+    assert scores[0] < scores[2]
+
+
+def test_inputs_path_pil_and_array_agree(tmp_path, image):
+    path = tmp_path / "img.png"
+    Image.fromarray(image).save(path)
+    from_array = codec.compress(image, 40)
+    assert codec.compress(str(path), 40) == from_array
+    assert codec.compress(path, 40) == from_array
+    assert codec.compress(Image.fromarray(image), 40) == from_array
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = make_image(40, 90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", exif=exif, quality=95)
+    out = codec.decompress(codec.compress(buf.getvalue(), 50))
+    assert out.shape == (90, 40, 3)
+
+
+def test_info_fields(image):
+    data = codec.compress(image, 70)
+    meta = codec.info(data)
+    assert (meta["width"], meta["height"]) == (101, 77)
+    assert meta["quality"] == 70 and meta["bytes"] == len(data)
+    assert meta["header_bytes"] + sum(meta["stream_bytes"].values()) + 4 == len(data)
+    assert meta["model"] == codec.load_model().weights.model_id
+
+
+def test_model_is_cached_and_reachable():
+    a, b = codec.load_model(device="cpu"), codec.load_model(device="cpu")
+    assert a is b
+    from compressai.models import MeanScaleHyperprior
+
+    assert isinstance(a.model, MeanScaleHyperprior)
+
+
+def _resign(c) -> bytes:
+    return pack(c)
+
+
+def test_wrong_weights_hash_is_refused(image):
+    c = unpack(codec.compress(image, 50))
+    c.weights_hash = bytes(8)
+    with pytest.raises(codec.CodecError, match="other weights"):
+        codec.decompress(_resign(c))
+
+
+def test_unknown_model_is_refused(image):
+    c = unpack(codec.compress(image, 50))
+    c.model_id = "no-such-model"
+    with pytest.raises(codec.CodecError, match="not installed"):
+        codec.decompress(_resign(c))
+
+
+def test_inconsistent_header_is_refused(image):
+    c = unpack(codec.compress(image, 50))
+    c.z_shape = (9, 9)
+    with pytest.raises(codec.CodecError, match="sizes"):
+        codec.decompress(_resign(c))
+    c = unpack(codec.compress(image, 50))
+    c.rate = 1e9
+    with pytest.raises(codec.CodecError, match="rate"):
+        codec.decompress(_resign(c))
+
+
+def test_truncated_and_corrupted_files(image):
+    data = codec.compress(image, 50)
+    for bad in (data[:-1], data[:20], b"", data[:-9] + data[-4:]):
+        with pytest.raises(codec.CodecError):
+            codec.decompress(bad)
+    body = bytearray(data[:-4])
+    body[-3] ^= 0xFF
+    with pytest.raises(codec.CodecError, match="CRC"):
+        codec.decompress(bytes(body) + data[-4:])
+    # A payload edit with a valid CRC still never crashes: it decodes or raises CodecError.
+    forged = bytes(body) + struct.pack(">I", zlib.crc32(bytes(body)))
+    try:
+        out = codec.decompress(forged)
+        assert out.shape == image.shape
+    except codec.CodecError:
+        pass
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((4, 4, 4), np.uint8),
+        np.zeros((4, 4, 3), np.float32),
+        np.zeros((0, 4, 3), np.uint8),
+        12,
+    ],
+)
+def test_bad_inputs(bad):
+    with pytest.raises(codec.CodecError):
+        codec.compress(bad)
+
+
+@pytest.mark.parametrize("q", [-1, 101, float("nan"), "high"])
+def test_bad_quality(image, q):
+    with pytest.raises(codec.CodecError, match="quality"):
+        codec.compress(image, q)
+
+
+def test_non_image_file(tmp_path):
+    p = tmp_path / "notes.png"
+    p.write_text("not an image")
+    with pytest.raises(codec.CodecError, match="cannot read"):
+        codec.compress(p)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(codec.CodecError):
+        codec.compress(empty)
+    with pytest.raises(codec.CodecError, match="no such file"):
+        codec.compress(tmp_path / "missing.png")
+
+
+def test_missing_cuda_is_a_clear_error(image):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(codec.CodecError, match="CUDA"):
+        codec.compress(image, device="cuda")

@@ -1,0 +1,248 @@
+"""The benchmark harnesses run end to end on tiny images and produce sound numbers."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import bdrate, metrics, rd, speed
+from benchmarks.anchors import DEFAULT_FILE, DEFAULT_METHODS, load_methods, select
+
+SIZES = {"a.png": (80, 96), "sub/b.png": (128, 64)}  # name -> (height, width)
+
+
+def lcodec_available() -> bool:
+    """Only a codec package without ``compress`` makes the lcodec checks skip."""
+    try:
+        import codec
+    except ImportError:
+        return False
+    return hasattr(codec, "compress")
+
+
+def smooth_image(height: int, width: int, seed: int) -> np.ndarray:
+    """Bicubically upsampled random colours plus mild noise: compressible, not trivial."""
+    rng = np.random.default_rng(seed)
+    coarse = (rng.random((height // 8 + 2, width // 8 + 2, 3)) * 255).astype(np.uint8)
+    img = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), np.float64)
+    return np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    for i, (name, (h, w)) in enumerate(SIZES.items()):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(smooth_image(h, w, seed=i)).save(root / name)
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def expected_codecs() -> list[str]:
+    names = ["jpeg", "webp", "jpeg2000"]
+    if _pil_feature("avif"):
+        names.append("avif")
+    if importlib.util.find_spec("pillow_jxl"):
+        names.append("jxl")
+    if importlib.util.find_spec("pillow_heif"):
+        names.append("heic")
+    if lcodec_available():
+        names.append("lcodec")
+    return names
+
+
+def _pil_feature(name: str) -> bool:
+    from PIL import features
+
+    return bool(features.check(name))
+
+
+@pytest.fixture(scope="module")
+def rd_out(data_dir, tmp_path_factory, torch_one_thread):
+    out = tmp_path_factory.mktemp("rd")
+    args = ["--data", str(data_dir), "--out", str(out), "--points", "2", "--threads", "1"]
+    args += ["--anchors", str(DEFAULT_FILE), "--no-progress"]
+    assert rd.main(args) == 0
+    return out
+
+
+def test_rd_writes_every_output(rd_out):
+    for name in ("rd.json", "rd.csv", "bd_rate.md", "bd_rate.json", "rd_psnr.png", "rd_msssim.png"):
+        assert (rd_out / name).stat().st_size > 0, name
+    for name in ("rd_psnr.png", "rd_msssim.png"):
+        with Image.open(rd_out / name) as im:
+            im.verify()
+            assert im.format == "PNG" and im.size[0] > 100 and im.size[1] > 100
+
+
+def test_rd_points_are_sound(rd_out):
+    report = json.loads((rd_out / "rd.json").read_text())
+    assert sorted(report["codecs"]) == sorted(expected_codecs()), report["skipped"]
+    assert [i["image"] for i in report["images"]] == list(SIZES)
+    for name, entry in report["codecs"].items():
+        points = entry["points"]
+        assert len(points) == 2, name
+        assert points[0]["quality"] < points[1]["quality"]
+        assert points[0]["bpp"] < points[1]["bpp"], f"{name}: bpp must grow with quality"
+        for p in points:
+            assert [r["image"] for r in p["images"]] == list(SIZES)
+            for r in p["images"]:
+                h, w = SIZES[r["image"]]
+                assert (r["height"], r["width"]) == (h, w)
+                assert r["bytes"] > 0 and math.isclose(r["bpp"], 8 * r["bytes"] / (h * w))
+                assert 8 < r["psnr"] < 80, (name, r)
+                assert r["ms_ssim"] is None  # both images are below MS-SSIM's 161 px minimum
+                assert r["enc_s"] > 0 and r["dec_s"] > 0
+            assert math.isclose(p["bpp"], np.mean([r["bpp"] for r in p["images"]]))
+            assert math.isclose(p["psnr"], np.mean([r["psnr"] for r in p["images"]]))
+        if name != "lcodec":  # classical codecs gain quality with bits at any size
+            assert points[0]["psnr"] < points[1]["psnr"], name
+
+
+def test_rd_csv_matches_json(rd_out):
+    report = json.loads((rd_out / "rd.json").read_text())
+    with open(rd_out / "rd.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == sum(len(e["points"]) * len(SIZES) for e in report["codecs"].values())
+    jpeg_hi = report["codecs"]["jpeg"]["points"][1]["images"][0]
+    row = next(
+        r
+        for r in rows
+        if r["codec"] == "jpeg"
+        and r["image"] == jpeg_hi["image"]
+        and float(r["quality"]) == report["codecs"]["jpeg"]["points"][1]["quality"]
+    )
+    assert int(row["bytes"]) == jpeg_hi["bytes"]
+    assert math.isclose(float(row["psnr"]), jpeg_hi["psnr"])
+
+
+def test_bd_table_has_live_and_published_rows(rd_out):
+    table = json.loads((rd_out / "bd_rate.json").read_text())
+    assert table["anchor"] == "jpeg"
+    rows = {r["codec"]: r for r in table["rows"]}
+    assert set(expected_codecs()) - {"jpeg"} <= set(rows)
+    assert {k for k, r in rows.items() if r["published"]} == set(DEFAULT_METHODS)
+    webp = rows["webp"]["bd_rate_psnr_percent"]
+    assert webp is not None and -100 < webp < 300
+    assert rows["webp"]["bd_rate_ms_ssim_percent"] is None  # no MS-SSIM on tiny images
+    assert any("MS-SSIM" in n for n in rows["webp"]["notes"])
+    md = (rd_out / "bd_rate.md").read_text()
+    assert "BD-rate against JPEG" in md and "VTM (published)" in md and "| WebP |" in md
+
+
+def test_rd_errors_are_one_line(tmp_path, data_dir, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        (["--data", str(tmp_path / "missing"), "--out", str(tmp_path)], "data folder not found"),
+        (["--data", str(empty), "--out", str(tmp_path)], "no PNG or JPEG images"),
+        (
+            ["--data", str(data_dir), "--out", str(tmp_path), "--codecs", "jpeg,bpg"],
+            "unknown codec bpg",
+        ),
+        (
+            [
+                "--data",
+                str(data_dir),
+                "--out",
+                str(tmp_path),
+                "--anchors",
+                str(DEFAULT_FILE),
+                "--anchor-methods",
+                "classical/NOPE",
+            ],
+            "classical/NOPE",
+        ),
+    ]
+    for args, message in cases:
+        assert rd.main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_quality_plan():
+    plan = rd.quality_plan(["jpeg", "jpeg2000"], ["jpeg=20,80"], points=3)
+    assert plan["jpeg"] == [20, 80]
+    assert plan["jpeg2000"] == [0, 60, 100]
+    assert rd.quality_plan(["webp"], ["10,90"], None) == {"webp": [10, 90]}
+
+
+def test_metrics():
+    a = np.full((20, 30, 3), 100, np.uint8)
+    assert math.isclose(metrics.psnr(a, a + 1), 10 * math.log10(255**2), rel_tol=1e-12)
+    assert metrics.psnr(a, a) == math.inf
+    assert metrics.bpp(100, 20, 40) == 1.0
+    assert math.isnan(metrics.ms_ssim(a, a))  # too small for five scales
+    big = smooth_image(176, 192, seed=3)
+    noisy = np.clip(big + np.random.default_rng(0).normal(0, 8, big.shape), 0, 255)
+    assert metrics.ms_ssim(big, big) == pytest.approx(1.0, abs=1e-6)
+    assert 0.5 < metrics.ms_ssim(big, noisy.astype(np.uint8)) < 0.999
+    assert metrics.ms_ssim_db(0.99) == pytest.approx(20.0)
+
+
+def test_bd_rate_known_values():
+    rate = [0.25, 0.5, 1.0, 2.0]
+    psnr = [28.0, 31.0, 34.0, 37.0]
+    assert bdrate.bd_rate(rate, psnr, rate, psnr).value == pytest.approx(0, abs=1e-9)
+    half = bdrate.bd_rate(rate, psnr, [r / 2 for r in rate], psnr)
+    assert half.value == pytest.approx(-50, abs=1e-6) and not half.notes
+    apart = bdrate.bd_rate(rate, psnr, rate, [p + 20 for p in psnr], unit=" dB")
+    assert math.isnan(apart.value) and "no overlap" in apart.notes[0]
+    # A point that does not improve on a cheaper one is dropped rather than failing.
+    r2, d2 = bdrate.monotone_curve([0.2, 0.4, 0.8, 1.6], [30, 29, 33, float("nan")])
+    assert list(r2) == [0.2, 0.8] and list(d2) == [30, 33]
+
+
+def test_published_anchors():
+    methods = load_methods(DEFAULT_FILE)
+    curves = select(methods, None)
+    assert [c.key for c in curves] == list(DEFAULT_METHODS)
+    for c in curves:
+        assert c.published and c.display.endswith("(published)")
+        assert c.bpp == sorted(c.bpp) and all(20 < p < 50 for p in c.psnr)
+
+
+@pytest.mark.skipif(not lcodec_available(), reason="codec.compress is not available")
+def test_speed_reports_both_paths(data_dir, tmp_path, torch_one_thread):
+    out = tmp_path / "speed.json"
+    args = ["--data", str(data_dir), "--json", str(out), "--device", "cpu", "--repeats", "2"]
+    assert speed.main([*args, "--threads", "1", "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    for key in ("encode_ratio_vs_compressai", "decode_ratio_vs_compressai"):
+        assert 0 < report[key] < 100
+    assert report["device"] == "cpu" and report["threads"] == 1 and report["cpu_model"]
+    assert report["torch"] and report["rate"] >= 0
+    assert [i["image"] for i in report["images"]] == list(SIZES)
+    for img in report["images"]:
+        for path in ("lcodec", "compressai"):
+            p = img[path]
+            assert p["enc_s"] > 0 and p["dec_s"] > 0 and p["bytes"] > 0
+            assert p["enc_mpx_per_s"] == pytest.approx(img["megapixels"] / p["enc_s"])
+            assert p["memory"]["encode"]["peak_bytes"] > 0
+            assert math.isfinite(p["psnr"])
+        assert all(v > 0 for v in img["stages"].values())
+    total = (
+        report["summary"]["lcodec"]["enc_s_total"] / report["summary"]["compressai"]["enc_s_total"]
+    )
+    assert report["encode_ratio_vs_compressai"] == pytest.approx(total)
+
+
+def test_speed_errors_are_one_line(tmp_path, capsys):
+    assert speed.main(["--data", str(tmp_path / "missing"), "--json", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "data folder not found" in err and len(err.splitlines()) == 1

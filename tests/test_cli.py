@@ -1,0 +1,123 @@
+"""The command line as a user drives it."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_image
+from PIL import Image
+
+from codec.cli import main
+
+
+@pytest.fixture
+def png(tmp_path):
+    p = tmp_path / "photo.png"
+    Image.fromarray(make_image(70, 90)).save(p)
+    return p
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_compress_decompress_info(png, tmp_path):
+    r = run("compress", png, "-q", 80)
+    assert r.exit_code == 0, r.output
+    lcz = png.with_suffix(".lcz")
+    assert lcz.is_file() and "bpp" in r.output
+    out = tmp_path / "back.png"
+    r = run("decompress", lcz, "-o", out)
+    assert r.exit_code == 0, r.output
+    assert np.asarray(Image.open(out)).shape == (70, 90, 3)
+    r = run("info", lcz, "--json")
+    meta = json.loads(r.output)
+    assert (meta["width"], meta["height"], meta["quality"]) == (90, 70, 80)
+    assert meta["bytes"] == lcz.stat().st_size and meta["model"]
+    r = run("info", lcz)
+    assert "bpp" in r.output and "90x70" in r.output
+
+
+def test_default_decompress_output_and_overwrite_protection(png):
+    assert run("compress", png).exit_code == 0
+    lcz = png.with_suffix(".lcz")
+    before = lcz.read_bytes()
+    r = run("compress", png, "-q", 10)
+    assert r.exit_code != 0 and "exists" in r.output and "--force" in r.output
+    assert lcz.read_bytes() == before
+    assert run("compress", png, "-q", 10, "--force").exit_code == 0
+    assert lcz.read_bytes() != before
+    png.unlink()
+    assert run("decompress", lcz).exit_code == 0
+    assert png.is_file()
+    assert run("decompress", lcz).exit_code != 0
+
+
+def test_many_inputs_into_folder(tmp_path):
+    srcs = []
+    for i in range(3):
+        p = tmp_path / f"im{i}.png"
+        Image.fromarray(make_image(30 + i, 40, seed=i)).save(p)
+        srcs.append(p)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert run("compress", *srcs, "-o", out).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["im0.lcz", "im1.lcz", "im2.lcz"]
+    r = run("compress", *srcs, "-o", tmp_path / "nope")
+    assert r.exit_code != 0 and "folder" in r.output
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["compress", "missing.png"], "no such file"),
+        (["decompress", "missing.lcz"], "no such file"),
+        (["compress", "PNG", "-q", "150"], "150"),
+    ],
+)
+def test_errors_are_one_line(args, message, png):
+    args = [str(png) if a == "PNG" else a for a in args]
+    r = run(*args)
+    assert r.exit_code != 0
+    assert message in r.output
+    assert "Traceback" not in r.output
+
+
+def test_corrupt_file_one_line_error(png, tmp_path):
+    bad = tmp_path / "bad.lcz"
+    bad.write_bytes(b"\x89LCZ\x01garbage")
+    r = run("decompress", bad)
+    assert r.exit_code == 1
+    assert r.output.count("\n") == 1 and r.output.startswith("lcodec: error:")
+    notimg = tmp_path / "x.png"
+    notimg.write_text("hello")
+    r = run("compress", notimg)
+    assert r.exit_code == 1 and "cannot read" in r.output
+
+
+def test_module_entry_point_and_no_traceback(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "codec", "decompress", str(tmp_path / "none.lcz")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1
+    assert r.stderr.strip().startswith("lcodec: error:") and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "codec", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "compress" in r.stdout
+
+
+def test_compare_prints_psnr(png, tmp_path):
+    other = tmp_path / "other.png"
+    arr = np.asarray(Image.open(png)).astype(np.int16)
+    Image.fromarray(np.clip(arr + 10, 0, 255).astype(np.uint8)).save(other)
+    r = run("compare", png, other)
+    assert r.exit_code == 0 and "PSNR" in r.output
+    value = float(r.output.split()[1])
+    assert 25 < value < 29  # an offset of 10 gives 28.1 dB where nothing clips
+    small = tmp_path / "small.png"
+    Image.fromarray(make_image(10, 10)).save(small)
+    assert run("compare", png, small).exit_code == 1

@@ -1,0 +1,144 @@
+"""Training end to end on a tiny model: steps, checkpoint, resume, export, reload, DDP."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import make_image
+from PIL import Image
+
+import codec
+from codec.cli import main
+from codec.train import TrainConfig, train
+from codec.train.export import export_checkpoint
+
+TINY = dict(N=16, M=24, batch=2, crop=64, warmup=2, ckpt_every=3, lambdas=(0.005, 0.05))
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    d = tmp_path / "data" / "nested"
+    d.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(make_image(80 + 10 * i, 96, seed=i)).save(d / f"{i}.png")
+    Image.fromarray(make_image(40, 50, seed=9)).save(d / "small.jpg")  # smaller than the crop
+    return tmp_path / "data"
+
+
+def test_train_resume_export_reload(data_dir, tmp_path):
+    run = tmp_path / "run"
+    cfg = TrainConfig(data=str(data_dir), out=str(run), steps=4, **TINY)
+    ckpt = train(cfg, progress=False)
+    state = torch.load(ckpt, weights_only=False)
+    assert state["step"] == 4 and len(state["opt"]["state"]) > 0
+    first = {k: v.clone() for k, v in state["model"].items()}
+
+    cfg.steps = 6  # resuming continues from step 4, it does not start over
+    train(cfg, progress=False)
+    state = torch.load(ckpt, weights_only=False)
+    assert state["step"] == 6
+    assert any(not torch.equal(first[k], v) for k, v in state["model"].items())
+
+    path = export_checkpoint(
+        ckpt, tmp_path / "w", "tiny-test", val=str(data_dir), qualities=(0, 100)
+    )
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    assert manifest["steps"] == 6 and manifest["N"] == 16 and manifest["sha256"]
+    assert manifest["data"]["images"] == 4 and len(manifest["rd"]) == 2
+    assert manifest["rd"][0]["bpp"] < manifest["rd"][1]["bpp"]
+    from safetensors.torch import load_file
+
+    tensors = load_file(path)
+    assert tensors["g_a.0.weight"].dtype == torch.float16
+    assert tensors["entropy_bottleneck._quantized_cdf"].dtype == torch.int32
+
+    img = make_image(50, 70)
+    enc = codec.encode(img, 30, weights=str(path))
+    assert np.array_equal(codec.decompress(enc.data, weights=str(path)), enc.reconstruction)
+
+    # A tampered weights file no longer matches its manifest and is refused.
+    bad = tmp_path / "w2"
+    shutil.copytree(tmp_path / "w", bad)
+    with open(bad / "tiny-test.safetensors", "r+b") as f:
+        f.seek(-10, os.SEEK_END)
+        f.write(b"\x00" * 10)
+    with pytest.raises(codec.CodecError, match="sha256"):
+        codec.compress(img, 30, weights=str(bad / "tiny-test.safetensors"))
+
+
+def test_cli_train_exports(data_dir, tmp_path):
+    run = tmp_path / "clirun"
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--data",
+            str(data_dir),
+            "--out",
+            str(run),
+            "--steps",
+            "2",
+            "--N",
+            "16",
+            "--M",
+            "24",
+            "--batch",
+            "2",
+            "--crop",
+            "64",
+            "--lambdas",
+            "0.01,0.05",
+            "--warmup",
+            "1",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert (run / "export" / "clirun.safetensors").is_file()
+    assert (run / "export" / "clirun.json").is_file()
+
+
+def test_torchrun_two_cpu_processes(data_dir, tmp_path):
+    run = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "codec.train",
+        "--data",
+        str(data_dir),
+        "--out",
+        str(run),
+        "--steps",
+        "3",
+        "--N",
+        "16",
+        "--M",
+        "24",
+        "--batch",
+        "4",
+        "--crop",
+        "64",
+        "--lambdas",
+        "0.01,0.05",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 3
+    assert (run / "export" / "ddp.safetensors").is_file()
