@@ -16,8 +16,9 @@ import torch.nn.functional as F
 
 from . import bitstream
 from .bitstream import Container
-from .entropy import decode_latents, encode_latents
+from .entropy import Hyper, decode_latents, encode_latents, float_hyper
 from .errors import CodecError
+from .exact import ExactHyperSynthesis
 from .image import to_rgb_array
 from .zoo import Weights, find_weights, load_network
 
@@ -33,6 +34,11 @@ class LoadedModel:
     weights: Weights
     model: torch.nn.Module
     device: torch.device
+    exact: ExactHyperSynthesis
+
+    def hyper(self, version: int) -> Hyper:
+        """The entropy-parameter path a format version prescribes."""
+        return self.exact if version >= 2 else float_hyper(self.model)
 
 
 @dataclass
@@ -40,7 +46,7 @@ class Encoded:
     """A compressed file and the image the decoder will reconstruct from it."""
 
     data: bytes
-    reconstruction: np.ndarray
+    reconstruction: np.ndarray | None  # None when asked not to reconstruct
     container: Container
 
 
@@ -70,7 +76,9 @@ def load_model(weights: str | None = None, device: str | torch.device | None = N
     key = (str(w.path.resolve()), str(dev))
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = LoadedModel(weights=w, model=load_network(w, dev), device=dev)
+            model = load_network(w, dev)
+            exact = ExactHyperSynthesis(model, dev)
+            _cache[key] = LoadedModel(weights=w, model=model, device=dev, exact=exact)
         return _cache[key]
 
 
@@ -95,9 +103,20 @@ def _to_uint8(x_hat: torch.Tensor, height: int, width: int) -> np.ndarray:
 
 
 def encode(
-    image, quality: float = DEFAULT_QUALITY, device=None, weights: str | None = None
+    image,
+    quality: float = DEFAULT_QUALITY,
+    device=None,
+    weights: str | None = None,
+    *,
+    reconstruct: bool = True,
+    format_version: int = bitstream.VERSION,
 ) -> Encoded:
-    """Compress and also return the reconstruction the decoder will compute from the file."""
+    """Compress and also return the reconstruction the decoder will compute from the file.
+
+    ``format_version=1`` writes the legacy float entropy path (for comparisons only).
+    """
+    if format_version not in bitstream.READABLE_VERSIONS:
+        raise CodecError(f"cannot write format version {format_version}")
     arr = to_rgb_array(image)
     height, width = arr.shape[:2]
     bitstream._check_dims(width, height)
@@ -110,9 +129,10 @@ def encode(
         x = F.pad(x, (0, pad_right, 0, pad_bottom), mode="replicate")
         gain, inv_gain = model.gains(_rate_tensor(rate, lm.device))
         y = model.g_a(x) * gain
-        streams, z_shape, y_hat = encode_latents(model, y)
-        x_hat = model.g_s(y_hat * inv_gain)
-        recon = _to_uint8(x_hat, height, width)
+        streams, z_shape, y_hat = encode_latents(model, lm.hyper(format_version), y)
+        recon = None
+        if reconstruct:
+            recon = _to_uint8(model.g_s(y_hat * inv_gain), height, width)
     c = Container(
         width=width,
         height=height,
@@ -124,6 +144,7 @@ def encode(
         streams=streams,
         pad_bottom=pad_bottom,
         pad_right=pad_right,
+        version=format_version,
     )
     return Encoded(data=bitstream.pack(c), reconstruction=recon, container=c)
 
@@ -132,7 +153,7 @@ def compress(
     image, quality: float = DEFAULT_QUALITY, device=None, weights: str | None = None
 ) -> bytes:
     """Compress an image (path, PIL image or HxWx3 uint8 array) into ``.lcz`` bytes."""
-    return encode(image, quality, device, weights).data
+    return encode(image, quality, device, weights, reconstruct=False).data
 
 
 def _weights_for(c: Container, weights: str | None) -> str:
@@ -165,7 +186,7 @@ def decompress(data: bytes, device=None, weights: str | None = None) -> np.ndarr
         raise CodecError("malformed header (rate out of range)")
     with torch.inference_mode():
         try:
-            y_hat = decode_latents(model, c.streams, c.z_shape)
+            y_hat = decode_latents(model, lm.hyper(c.version), c.streams, c.z_shape)
         except (RuntimeError, ValueError, IndexError) as e:
             raise CodecError(f"corrupt entropy-coded stream: {e}") from None
         _, inv_gain = model.gains(_rate_tensor(c.rate, lm.device))

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from .errors import CodecError
 
 MAGIC = b"\x89LCZ"
-VERSION = 1
+VERSION = 2  # 2: exact integer entropy parameters (codec/exact.py); 1: CompressAI's float path
+READABLE_VERSIONS = (1, 2)
 MAX_SIDE = 65535
 MAX_PIXELS = 1 << 28
 MAX_STREAMS = 64
@@ -98,9 +99,10 @@ def unpack(data: bytes) -> Container:
         raise CodecError("not an lcodec file (bad magic bytes)")
     if len(data) < 5:
         raise CodecError("truncated file")
-    if data[4] != VERSION:
+    if data[4] not in READABLE_VERSIONS:
         raise CodecError(
-            f"unsupported .lcz format version {data[4]} (this lcodec reads version {VERSION})"
+            f"unsupported .lcz format version {data[4]} "
+            f"(this lcodec reads versions {', '.join(map(str, READABLE_VERSIONS))})"
         )
     if len(data) < _FIXED.size + 1 + _CRC.size:
         raise CodecError("truncated file")

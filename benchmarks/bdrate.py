@@ -1,0 +1,149 @@
+"""Bjontegaard-delta rates between RD curves, tolerant of the curves real sweeps produce.
+
+Points with a missing metric are dropped, and a point that does not improve quality over a
+cheaper one is dropped too, since BD interpolation needs quality strictly increasing with rate.
+When the two curves share no quality range the result is NaN with a note instead of an error;
+a partial overlap is computed over the shared range and noted.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Below this share of the joint quality range, a BD value is reported with a warning note.
+MIN_OVERLAP = 0.5
+
+
+@dataclass
+class BDResult:
+    """A BD-rate in percent (negative: fewer bits for the same quality) and why it may be NaN."""
+
+    value: float
+    notes: list[str] = field(default_factory=list)
+
+
+def monotone_curve(rate: Sequence[float], dist: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Finite points sorted by rate, keeping only those that raise quality over all cheaper ones."""
+    pts = sorted(
+        (float(r), float(d))
+        for r, d in zip(rate, dist)
+        if r is not None and d is not None and math.isfinite(r) and r > 0 and math.isfinite(d)
+    )
+    keep: list[tuple[float, float]] = []
+    for r, d in pts:
+        if not keep or (d > keep[-1][1] and r > keep[-1][0]):
+            keep.append((r, d))
+    return np.array([p[0] for p in keep]), np.array([p[1] for p in keep])
+
+
+def bd_rate(
+    anchor_rate: Sequence[float],
+    anchor_dist: Sequence[float],
+    test_rate: Sequence[float],
+    test_dist: Sequence[float],
+    method: str = "akima",
+    unit: str = "",
+) -> BDResult:
+    """BD-rate of ``test`` against ``anchor`` with the ``bjontegaard`` package's interpolation."""
+    import bjontegaard
+
+    ar, ad = monotone_curve(anchor_rate, anchor_dist)
+    tr, td = monotone_curve(test_rate, test_dist)
+    for who, (r, given) in {"anchor": (ar, anchor_dist), "test": (tr, test_dist)}.items():
+        if not any(d is not None and math.isfinite(d) for d in given):
+            return BDResult(math.nan, [f"no values for the {who}"])
+        if len(r) < 2:
+            return BDResult(math.nan, [f"{who} has fewer than 2 usable points"])
+    lo, hi = max(ad.min(), td.min()), min(ad.max(), td.max())
+    span = max(ad.max(), td.max()) - min(ad.min(), td.min())
+    if hi <= lo:
+        return BDResult(
+            math.nan,
+            [
+                (
+                    f"no overlap in quality (anchor {ad.min():.2f}-{ad.max():.2f}{unit}, "
+                    f"test {td.min():.2f}-{td.max():.2f}{unit})"
+                )
+            ],
+        )
+    notes = []
+    overlap = (hi - lo) / span
+    if overlap < MIN_OVERLAP:
+        notes.append(
+            f"curves overlap on {overlap:.0%} of the quality range ({lo:.2f}-{hi:.2f}{unit})"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = bjontegaard.bd_rate(
+            ar, ad, tr, td, method=method, require_matching_points=False, min_overlap=0
+        )
+    return BDResult(float(value), notes)
+
+
+def bd_table(curves: Sequence, anchor_key: str, method: str = "akima") -> dict:
+    """BD-rates (PSNR and MS-SSIM in dB) of every curve against the one keyed ``anchor_key``.
+
+    ``curves`` are ``benchmarks.curves.Curve`` objects, live and published alike.
+    """
+    anchor = next(c for c in curves if c.key == anchor_key)
+    rows = []
+    for c in curves:
+        if c.key == anchor_key:
+            continue
+        psnr = bd_rate(anchor.bpp, anchor.psnr, c.bpp, c.psnr, method, " dB")
+        msssim = bd_rate(anchor.bpp, anchor.ms_ssim_db, c.bpp, c.ms_ssim_db, method, " dB")
+        notes = [f"PSNR: {n}" for n in psnr.notes] + [f"MS-SSIM: {n}" for n in msssim.notes]
+        rows.append(
+            {
+                "codec": c.key,
+                "label": c.display,
+                "published": c.published,
+                "bd_rate_psnr_percent": psnr.value,
+                "bd_rate_ms_ssim_percent": msssim.value,
+                "notes": notes,
+            }
+        )
+    return {
+        "anchor": anchor.key,
+        "anchor_label": anchor.display,
+        "anchor_published": anchor.published,
+        "interpolation": method,
+        "definition": (
+            "Bjontegaard-delta rate in percent: the average change in bits for equal quality "
+            "over the shared quality range; negative means fewer bits than the anchor. "
+            "MS-SSIM is taken in dB, -10*log10(1 - MS-SSIM)."
+        ),
+        "rows": rows,
+    }
+
+
+def _pct(v: float) -> str:
+    return "n/a" if v is None or not math.isfinite(v) else f"{v:+.1f} %"
+
+
+def table_markdown(table: dict) -> str:
+    """The BD table as Markdown, with published rows marked and NaN entries explained."""
+    lines = [
+        f"# BD-rate against {table['anchor_label']}",
+        "",
+        f"{table['definition']} Interpolation: {table['interpolation']}.",
+        (
+            "Rows marked (published) are figures from the anchors file, not measured in this "
+            "run; they compare only when this run used the same dataset."
+        ),
+        "",
+        "| codec | BD-rate (PSNR) | BD-rate (MS-SSIM) | notes |",
+        "|---|---:|---:|---|",
+    ]
+    for r in table["rows"]:
+        notes = "; ".join(r["notes"]) or ""
+        lines.append(
+            f"| {r['label']} | {_pct(r['bd_rate_psnr_percent'])} | "
+            f"{_pct(r['bd_rate_ms_ssim_percent'])} | {notes} |"
+        )
+    return "\n".join(lines) + "\n"

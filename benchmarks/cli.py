@@ -1,0 +1,34 @@
+"""Command-line plumbing shared by the harnesses: one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+
+class UsageError(Exception):
+    """A bad argument or input folder; reported on one line with exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but its own errors are one line too (no usage dump)."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
+    """Call ``main`` and turn a ``UsageError`` into ``prog: error: message`` and status 2."""
+    try:
+        return main(argv)
+    except UsageError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def warn(prog: str, message: str) -> None:
+    """A one-line warning on stderr that does not break a running progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(f"{prog}: warning: {message}", file=sys.stderr)

@@ -1,0 +1,22 @@
+"""The one shape every RD curve takes, live or published, for tables and plots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Curve:
+    """Mean points of one codec or method, sorted by bpp; NaN where a metric is missing."""
+
+    key: str
+    label: str
+    published: bool = False
+    bpp: list[float] = field(default_factory=list)
+    psnr: list[float] = field(default_factory=list)
+    ms_ssim_db: list[float] = field(default_factory=list)
+
+    @property
+    def display(self) -> str:
+        """The legend and table label; published figures are always marked as such."""
+        return f"{self.label} (published)" if self.published else self.label

@@ -1,0 +1,443 @@
+"""Rate-distortion benchmark: every codec live on a folder of images, as real files.
+
+For each image, codec and quality the image is encoded to the bytes of a file, decoded again,
+and measured: bpp from the file size, PSNR-RGB and MS-SSIM on the 8-bit result, and the
+encode and decode wall times. Means over the images form one RD point (arithmetic means of the
+per-image values, as CompressAI reports them). Outputs in ``--out``: rd.json, rd.csv,
+bd_rate.md, bd_rate.json, rd_psnr.png and rd_msssim.png.
+
+    python -m benchmarks.rd --data DIR --out OUT [--codecs lcodec,jpeg,...] [--points N]
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import anchors as anchors_mod
+from . import codecs as codecs_mod
+from .bdrate import bd_table, table_markdown
+from .cli import Parser, UsageError, run, warn
+from .curves import Curve
+from .images import find_images, image_name, load_rgb
+from .jsonutil import write_json
+from .metrics import MS_SSIM_MIN_SIDE, bpp, ms_ssim, ms_ssim_db, psnr
+
+PROG = "python -m benchmarks.rd"
+CSV_FIELDS = (
+    "codec",
+    "quality",
+    "image",
+    "width",
+    "height",
+    "bytes",
+    "bpp",
+    "psnr",
+    "ms_ssim",
+    "enc_s",
+    "dec_s",
+)
+
+
+def build_parser() -> Parser:
+    p = Parser(prog=PROG, description="Rate-distortion benchmark of lcodec and classical codecs.")
+    p.add_argument("--data", required=True, help="folder of PNG/JPEG images (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder (created if missing)")
+    p.add_argument(
+        "--codecs",
+        default=",".join(codecs_mod.available_names()),
+        help="comma-separated codecs (default: all of %(default)s)",
+    )
+    p.add_argument(
+        "--qualities",
+        action="append",
+        default=[],
+        metavar="[CODEC=]Q,Q,...",
+        help="qualities 0-100 for all codecs, or for one with CODEC=...; repeatable",
+    )
+    p.add_argument(
+        "--points",
+        type=int,
+        default=None,
+        help="use N evenly spaced points of each codec's default sweep",
+    )
+    p.add_argument(
+        "--anchors",
+        default=None,
+        metavar="FILE.json",
+        help="published curves to overlay, e.g. benchmarks/anchors/compressai_kodak.json",
+    )
+    p.add_argument(
+        "--anchor-methods",
+        default=None,
+        metavar="KEY,KEY|all",
+        help="methods of the anchors file to overlay (default: "
+        + ", ".join(anchors_mod.DEFAULT_METHODS)
+        + ")",
+    )
+    p.add_argument(
+        "--anchor-codec",
+        default=None,
+        help="the BD-rate anchor: a codec name, or a method key of --anchors "
+        "(default: jpeg, or the first codec when jpeg is not run)",
+    )
+    p.add_argument(
+        "--bd-method",
+        default="akima",
+        choices=("akima", "pchip"),
+        help="BD interpolation (default: akima)",
+    )
+    p.add_argument("--device", default=None, help="lcodec device: auto, cpu or cuda")
+    p.add_argument("--weights", default=None, help="lcodec weights name or .safetensors path")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for lcodec")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_codecs(text: str) -> list[str]:
+    """Codec names from a comma list, checked against the registry (order kept, no repeats)."""
+    names = list(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in codecs_mod.REGISTRY]
+    if unknown:
+        known = ", ".join(codecs_mod.available_names())
+        raise UsageError(f"unknown codec {', '.join(unknown)} (known: {known})")
+    if not names:
+        raise UsageError("--codecs names no codec")
+    return names
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{what}: expected comma-separated numbers, got {text!r}") from None
+    bad = [v for v in values if not 0 <= v <= 100]
+    if bad or not values:
+        raise UsageError(f"{what}: qualities must be numbers from 0 to 100, got {text!r}")
+    return values
+
+
+def evenly_spaced(values: Sequence[float], n: int) -> list[float]:
+    """``n`` values spread over ``values`` from first to last (all of them if n >= len)."""
+    if n >= len(values):
+        return list(values)
+    if n == 1:
+        return [values[len(values) // 2]]
+    idx = sorted({round(i * (len(values) - 1) / (n - 1)) for i in range(n)})
+    return [values[i] for i in idx]
+
+
+def quality_plan(names: list[str], specs: list[str], points: int | None) -> dict[str, list[float]]:
+    """The sorted quality sweep of each codec from defaults, ``--points`` and ``--qualities``."""
+    if points is not None and points < 1:
+        raise UsageError("--points must be at least 1")
+    plan = {}
+    for n in names:
+        default = list(codecs_mod.REGISTRY[n].default_qualities)
+        plan[n] = evenly_spaced(default, points) if points else default
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        if sep:
+            name = name.strip().lower()
+            if name not in codecs_mod.REGISTRY:
+                raise UsageError(f"--qualities: unknown codec {name!r}")
+            if name in plan:
+                plan[name] = _floats(values, f"--qualities {name}")
+        else:
+            for n in names:
+                plan[n] = _floats(spec, "--qualities")
+    return {n: sorted(set(q)) for n, q in plan.items()}
+
+
+def load_published(args) -> list[Curve]:
+    """The published curves to overlay, or none without ``--anchors``."""
+    if not args.anchors:
+        if args.anchor_methods:
+            raise UsageError("--anchor-methods needs --anchors FILE.json")
+        return []
+    path = Path(args.anchors)
+    if not path.is_file():
+        raise UsageError(f"anchors file not found: {args.anchors}")
+    try:
+        methods = anchors_mod.load_methods(path)
+    except (ValueError, TypeError, OSError) as e:
+        raise UsageError(f"cannot read anchors file {path.name}: {e}") from None
+    keys = None
+    if args.anchor_methods == "all":
+        keys = list(methods)
+    elif args.anchor_methods:
+        keys = [k.strip() for k in args.anchor_methods.split(",") if k.strip()]
+    if args.anchor_codec in methods and args.anchor_codec not in (
+        keys or anchors_mod.DEFAULT_METHODS
+    ):
+        keys = [*(keys or anchors_mod.DEFAULT_METHODS), args.anchor_codec]
+    try:
+        return anchors_mod.select(methods, keys)
+    except KeyError as e:
+        raise UsageError(f"anchor method not in {path.name}: {e.args[0]}") from None
+
+
+def measure(c: codecs_mod.Codec, img: np.ndarray, quality: float) -> dict:
+    """Encode and decode one image at one quality; sizes, metrics and wall times."""
+    t0 = time.perf_counter()
+    data = c.encode(img, quality)
+    t1 = time.perf_counter()
+    rec = c.decode(data)
+    t2 = time.perf_counter()
+    if rec.shape != img.shape or rec.dtype != np.uint8:
+        raise ValueError(f"decoded {rec.shape} {rec.dtype}, expected {img.shape} uint8")
+    h, w = img.shape[:2]
+    return {
+        "width": w,
+        "height": h,
+        "bytes": len(data),
+        "bpp": bpp(len(data), h, w),
+        "psnr": psnr(img, rec),
+        "ms_ssim": ms_ssim(img, rec),
+        "enc_s": t1 - t0,
+        "dec_s": t2 - t1,
+    }
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def summarize(quality: float, per_image: list[dict]) -> dict:
+    """One RD point: means over images (MS-SSIM over the images large enough for it)."""
+    point = {"quality": quality}
+    for key in ("bpp", "psnr", "ms_ssim", "enc_s", "dec_s"):
+        point[key] = _mean([r[key] for r in per_image])
+    point["ms_ssim_db"] = ms_ssim_db(point["ms_ssim"])
+    point["ms_ssim_images"] = sum(not math.isnan(r["ms_ssim"]) for r in per_image)
+    point["images"] = per_image
+    return point
+
+
+def _environment() -> dict:
+    import PIL
+
+    env = {
+        "python": platform.python_version(),
+        "pillow": PIL.__version__,
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+    }
+    if "torch" in sys.modules:
+        env["torch"] = sys.modules["torch"].__version__
+        env["torch_threads"] = sys.modules["torch"].get_num_threads()
+    return env
+
+
+def write_csv(results: dict, path: Path) -> None:
+    """One row per codec, quality and image."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        for name, entry in results.items():
+            for point in entry["points"]:
+                for r in point["images"]:
+                    w.writerow(
+                        {
+                            "codec": name,
+                            "quality": point["quality"],
+                            **{k: r[k] for k in CSV_FIELDS[2:]},
+                        }
+                    )
+
+
+def live_curve(name: str, entry: dict) -> Curve:
+    """A codec's mean points as a curve sorted by bpp."""
+    pts = sorted(entry["points"], key=lambda p: p["bpp"])
+    return Curve(
+        key=name,
+        label=entry["label"],
+        bpp=[p["bpp"] for p in pts],
+        psnr=[p["psnr"] for p in pts],
+        ms_ssim_db=[p["ms_ssim_db"] for p in pts],
+    )
+
+
+def run_sweeps(coders: dict, plan: dict, root: Path, paths: list[Path], progress: bool):
+    """Measure every (image, codec, quality); returns per-point image lists and failures.
+
+    Each codec first encodes and decodes once untimed, so model loading and lazy library set-up
+    do not count. A codec that fails on its very first attempt is dropped (a missing library,
+    weights or device); a later failure drops only that point, since its mean would cover fewer
+    images.
+    """
+    from tqdm import tqdm
+
+    per_point = {n: {q: [] for q in plan[n]} for n in coders}
+    failed: dict[tuple[str, float], str] = {}
+    dropped: dict[str, str] = {}
+    warm: set[str] = set()
+    total = len(paths) * sum(len(plan[n]) for n in coders)
+    with tqdm(total=total, desc="rd", unit="pt", disable=not progress, file=sys.stderr) as bar:
+        for path in paths:
+            name = image_name(path, root)
+            img = load_rgb(path)
+            for cname, c in coders.items():
+                for q in plan[cname]:
+                    bar.set_postfix_str(f"{cname} q={q:g} {name}", refresh=False)
+                    bar.update(1)
+                    if cname in dropped or (cname, q) in failed:
+                        continue
+                    try:
+                        if cname not in warm:  # model loading and lazy setup stay untimed
+                            c.decode(c.encode(img, q))
+                            warm.add(cname)
+                        r = measure(c, img, q)
+                    except Exception as e:  # noqa: BLE001 - any codec failure is reported
+                        msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+                        if not any(per_point[cname][qq] for qq in plan[cname]):
+                            dropped[cname] = msg
+                            warn(PROG, f"{cname} skipped: {msg}")
+                        else:
+                            failed[(cname, q)] = f"{name}: {msg}"
+                            warn(PROG, f"{cname} quality {q:g} dropped ({name}): {msg}")
+                        continue
+                    per_point[cname][q].append({"image": name, **r})
+    return per_point, failed, dropped
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    names = parse_codecs(args.codecs)
+    plan = quality_plan(names, args.qualities, args.points)
+    root = Path(args.data)
+    if not root.is_dir():
+        raise UsageError(f"data folder not found: {args.data}")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    paths = find_images(root, args.limit)
+    if not paths:
+        raise UsageError(f"no PNG or JPEG images in {args.data}")
+    images = [{"image": image_name(p, root), **_size(p)} for p in paths]
+    if args.anchor_codec is None:
+        args.anchor_codec = "jpeg" if "jpeg" in names else names[0]
+    published = load_published(args)
+    if args.anchor_codec not in names and args.anchor_codec not in {c.key for c in published}:
+        raise UsageError(
+            f"--anchor-codec {args.anchor_codec!r} is neither a selected codec nor a method "
+            "of --anchors"
+        )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if "lcodec" in names and (args.device or "").startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda, but torch sees no CUDA device")
+
+    coders: dict[str, codecs_mod.Codec] = {}
+    skipped: dict[str, str] = {}
+    for n in names:
+        options = {"device": args.device, "weights": args.weights} if n == "lcodec" else {}
+        c = codecs_mod.create(n, **options)
+        try:
+            c.check()
+        except codecs_mod.CodecUnavailable as e:
+            skipped[n] = str(e)
+            warn(PROG, f"{n} skipped: {e}")
+            continue
+        coders[n] = c
+
+    per_point, failed, dropped = run_sweeps(coders, plan, root, paths, not args.no_progress)
+    skipped.update(dropped)
+
+    results = {}
+    for n, c in coders.items():
+        if n in dropped:
+            continue
+        points = [summarize(q, imgs) for q, imgs in per_point[n].items() if (n, q) not in failed]
+        if points:
+            results[n] = {
+                "label": c.label,
+                "settings": c.settings(),
+                "qualities": plan[n],
+                "points": points,
+            }
+        else:
+            skipped[n] = "every point failed"
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {
+        "data": str(args.data),
+        "images": images,
+        "metrics": {
+            "bpp": "8 * file bytes / (H * W); the whole file counts, headers included",
+            "psnr": "PSNR in dB over all RGB values of the 8-bit decoded image",
+            "ms_ssim": "pytorch_msssim.ms_ssim(data_range=255) on 8-bit RGB; null for images "
+            f"whose smaller side is <= {MS_SSIM_MIN_SIDE} px (five scales need more); "
+            "a point's mean covers the ms_ssim_images images that have a value",
+            "enc_s, dec_s": "wall seconds per image: encode to bytes, decode from bytes",
+            "means": "arithmetic means of per-image values",
+        },
+        "environment": _environment(),
+        "codecs": results,
+        "skipped": skipped,
+        "failed_points": [{"codec": n, "quality": q, "error": m} for (n, q), m in failed.items()],
+    }
+    if published:
+        report["published"] = {
+            "file": Path(args.anchors).name,
+            "methods": [c.key for c in published],
+        }
+    write_json(report, out / "rd.json")
+    write_csv(results, out / "rd.csv")
+
+    curves = [live_curve(n, e) for n, e in results.items()] + published
+    write_bd(curves, args.anchor_codec, args.bd_method, out)
+
+    from .plots import plot_rd
+
+    count = f"{len(paths)} image" + ("s" if len(paths) != 1 else "")
+    title = f"{Path(args.data).resolve().name} ({count})"
+    plot_rd(curves, "psnr", out / "rd_psnr.png", title)
+    plot_rd(curves, "ms_ssim_db", out / "rd_msssim.png", title)
+    print(f"wrote {out / 'rd.json'}, rd.csv, bd_rate.md, bd_rate.json, rd_psnr.png, rd_msssim.png")
+    return 0
+
+
+def _size(path: Path) -> dict:
+    """Width and height as decoded (EXIF orientation applied); unreadable files are errors."""
+    try:
+        h, w = load_rgb(path).shape[:2]
+    except (OSError, ValueError, SyntaxError) as e:
+        raise UsageError(f"cannot read image {path}: {e}") from None
+    return {"width": w, "height": h}
+
+
+def write_bd(curves: list[Curve], anchor: str, method: str, out: Path) -> None:
+    """bd_rate.json and bd_rate.md; an explanatory stub when the anchor produced no curve."""
+    if any(c.key == anchor for c in curves):
+        table = bd_table(curves, anchor, method)
+        write_json(table, out / "bd_rate.json")
+        (out / "bd_rate.md").write_text(table_markdown(table))
+        return
+    msg = f"anchor {anchor!r} produced no results (see 'skipped' in rd.json)"
+    warn(PROG, f"no BD-rate table: {msg}")
+    write_json({"anchor": anchor, "rows": [], "error": msg}, out / "bd_rate.json")
+    (out / "bd_rate.md").write_text(f"# BD-rate\n\nNo table: {msg}.\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 with a one-line message on bad arguments)."""
+    return run(PROG, _main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
