@@ -29,6 +29,7 @@ setup(
             "pillow-heif",
         ],
         "test": ["pytest", "hypothesis", "ruff"],
+        "fuzz": ["atheris"],
     },
     entry_points={"console_scripts": ["lcodec=codec.cli:main"]},
 )

@@ -2,7 +2,8 @@
 
 >>> import codec
 >>> data = codec.compress("photo.png", quality=50)
->>> pixels = codec.decompress(data)   # HxWx3 uint8
+>>> pixels = codec.decompress(data)   # HxWx3 uint8 (HxW gray, HxWx4 with alpha)
+>>> picture = codec.decode(data)      # .pixels, .mode, .alpha, .icc_profile
 """
 
 from .api import (
@@ -10,19 +11,24 @@ from .api import (
     Encoded,
     LoadedModel,
     compress,
+    decode,
     decompress,
     encode,
     info,
     load_model,
 )
-from .errors import CodecError
+from .errors import CodecError, CodecWarning
+from .image import Picture
 
 __all__ = [
     "DEFAULT_QUALITY",
     "CodecError",
+    "CodecWarning",
     "Encoded",
     "LoadedModel",
+    "Picture",
     "compress",
+    "decode",
     "decompress",
     "encode",
     "info",

@@ -12,14 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import bitstream
 from .bitstream import Container
-from .entropy import Hyper, decode_latents, encode_latents, float_hyper
+from .effort import DEFAULT_EFFORT, effort_iterations
+from .encoder import Analysis
+from .entropy import Hyper, decode_latents, float_hyper
 from .errors import CodecError
 from .exact import ExactHyperSynthesis
-from .image import to_rgb_array
+from .image import Picture, decode_alpha, decoded_picture, encode_alpha, read_image
+from .ratecontrol import TargetResult, parse_target
+from .tiling import synthesize
 from .zoo import Weights, find_weights, load_network
 
 #: Total down-sampling of the hyperprior: images are padded to a multiple of this.
@@ -48,6 +51,7 @@ class Encoded:
     data: bytes
     reconstruction: np.ndarray | None  # None when asked not to reconstruct
     container: Container
+    target: TargetResult | None = None  # how a bpp, size or PSNR target was met, if one was set
 
 
 _cache: dict[tuple[str, str], LoadedModel] = {}
@@ -97,9 +101,26 @@ def _rate_tensor(rate: float, device: torch.device) -> torch.Tensor:
     return torch.tensor([rate], dtype=torch.float32, device=device)
 
 
-def _to_uint8(x_hat: torch.Tensor, height: int, width: int) -> np.ndarray:
-    x = x_hat[0, :, :height, :width].clamp(0, 1).mul(255).round().to(torch.uint8)
-    return x.permute(1, 2, 0).cpu().numpy()
+def _side_info(pic: Picture, version: int) -> dict:
+    """The container fields that bring the image's layout, alpha and ICC profile back."""
+    if version < 3:
+        if pic.alpha is not None or pic.icc_profile is not None:
+            raise CodecError(f"format version {version} cannot hold alpha or an ICC profile")
+        return {}
+    layout = {
+        (False, False): bitstream.LAYOUT_RGB,
+        (True, False): bitstream.LAYOUT_GRAY,
+        (False, True): bitstream.LAYOUT_RGBA,
+        (True, True): bitstream.LAYOUT_GRAYA,
+    }[pic.is_gray, pic.alpha is not None]
+    plain = (pic.source_mode, pic.source_bits) == (pic.mode, 8)  # the layout says it all
+    return {
+        "layout": layout,
+        "alpha": None if pic.alpha is None else encode_alpha(pic.alpha),
+        "icc_profile": pic.icc_profile,
+        "source_mode": "" if plain else pic.source_mode,
+        "source_bits": pic.source_bits,
+    }
 
 
 def encode(
@@ -110,50 +131,70 @@ def encode(
     *,
     reconstruct: bool = True,
     format_version: int = bitstream.VERSION,
+    effort: int = DEFAULT_EFFORT,
+    target_bpp: float | None = None,
+    target_size: int | None = None,
+    target_psnr: float | None = None,
 ) -> Encoded:
     """Compress and also return the reconstruction the decoder will compute from the file.
 
     ``format_version=1`` writes the legacy float entropy path (for comparisons only).
+    One of ``target_bpp``, ``target_size`` (bytes) or ``target_psnr`` (dB) replaces ``quality``
+    by a search over it (codec/ratecontrol.py); ``.target`` says what was reached. ``effort``
+    2..9 optimises the latents for this image: slower encoding, smaller files, same decoder
+    (codec/effort.py).
     """
     if format_version not in bitstream.READABLE_VERSIONS:
         raise CodecError(f"cannot write format version {format_version}")
-    arr = to_rgb_array(image)
-    height, width = arr.shape[:2]
-    bitstream._check_dims(width, height)
+    target = parse_target(target_bpp, target_size, target_psnr)
+    iterations = effort_iterations(effort)
+    pic = read_image(image)
+    header = _side_info(pic, format_version)
     lm = load_model(weights, device)
-    model = lm.model
-    rate = quality_to_rate(quality, model.levels)
-    pad_bottom, pad_right = (-height) % STRIDE, (-width) % STRIDE
-    with torch.inference_mode():
-        x = torch.from_numpy(arr).to(lm.device).permute(2, 0, 1)[None].float().div_(255)
-        x = F.pad(x, (0, pad_right, 0, pad_bottom), mode="replicate")
-        gain, inv_gain = model.gains(_rate_tensor(rate, lm.device))
-        y = model.g_a(x) * gain
-        streams, z_shape, y_hat = encode_latents(model, lm.hyper(format_version), y)
-        recon = None
-        if reconstruct:
-            recon = _to_uint8(model.g_s(y_hat * inv_gain), height, width)
-    c = Container(
-        width=width,
-        height=height,
-        quality=float(quality),
-        rate=rate,
-        model_id=lm.weights.model_id,
-        weights_hash=lm.weights.short_hash,
-        z_shape=z_shape,
-        streams=streams,
-        pad_bottom=pad_bottom,
-        pad_right=pad_right,
-        version=format_version,
+    levels = lm.model.levels
+    if target is None:
+        quality_to_rate(quality, levels)  # fail on a bad quality before any work
+    analysis = Analysis(
+        lm, pic.rgb(), STRIDE, format_version, lambda q: quality_to_rate(q, levels), header
     )
-    return Encoded(data=bitstream.pack(c), reconstruction=recon, container=c)
+    recon, result = None, None
+    if target is None:
+        trial = analysis.trial(quality, iterations)
+    else:
+        trial, recon, result = analysis.search(target, iterations)
+    if reconstruct and recon is None:
+        recon = analysis.reconstruction(trial)
+    if recon is not None:  # in the image's own layout, as decompress returns it
+        recon = decoded_picture(recon, pic.is_gray, pic.alpha).pixels
+    return Encoded(data=trial.data, reconstruction=recon, container=trial.container, target=result)
 
 
 def compress(
-    image, quality: float = DEFAULT_QUALITY, device=None, weights: str | None = None
+    image,
+    quality: float = DEFAULT_QUALITY,
+    device=None,
+    weights: str | None = None,
+    *,
+    effort: int = DEFAULT_EFFORT,
+    target_bpp: float | None = None,
+    target_size: int | None = None,
+    target_psnr: float | None = None,
 ) -> bytes:
-    """Compress an image (path, PIL image or HxWx3 uint8 array) into ``.lcz`` bytes."""
-    return encode(image, quality, device, weights, reconstruct=False).data
+    """Compress an image (path, PIL image or HxWx3 uint8 array) into ``.lcz`` bytes.
+
+    Targets and effort work as in ``encode``.
+    """
+    return encode(
+        image,
+        quality,
+        device,
+        weights,
+        reconstruct=False,
+        effort=effort,
+        target_bpp=target_bpp,
+        target_size=target_size,
+        target_psnr=target_psnr,
+    ).data
 
 
 def _weights_for(c: Container, weights: str | None) -> str:
@@ -170,8 +211,9 @@ def _weights_for(c: Container, weights: str | None) -> str:
     return str(w.path)
 
 
-def decompress(data: bytes, device=None, weights: str | None = None) -> np.ndarray:
-    """Decode ``.lcz`` bytes into an HxWx3 uint8 RGB array."""
+def decode(data: bytes, device=None, weights: str | None = None) -> Picture:
+    """Decode ``.lcz`` bytes into a ``Picture``: ``.pixels`` in the image's own layout (HxW
+    gray, HxWx3 RGB, or with alpha HxWx2 / HxWx4), ``.mode``, ``.alpha``, ``.icc_profile``."""
     c = bitstream.unpack(data)
     lm = load_model(_weights_for(c, weights), device)
     model = lm.model
@@ -180,18 +222,42 @@ def decompress(data: bytes, device=None, weights: str | None = None) -> np.ndarr
     ph, pw = c.height + c.pad_bottom, c.width + c.pad_right
     if ph % STRIDE or pw % STRIDE or c.z_shape != (ph // STRIDE, pw // STRIDE):
         raise CodecError("malformed header (sizes disagree)")
-    if len(c.streams) != 2:
-        raise CodecError(f"expected 2 streams, found {len(c.streams)}")
     if not (math.isfinite(c.rate) and 0 <= c.rate <= model.levels - 1):
         raise CodecError("malformed header (rate out of range)")
+    alpha = None if c.alpha is None else decode_alpha(c.alpha, c.width, c.height)
     with torch.inference_mode():
         try:
-            y_hat = decode_latents(model, lm.hyper(c.version), c.streams, c.z_shape)
-        except (RuntimeError, ValueError, IndexError) as e:
+            hyper, banded = lm.hyper(c.version), c.version >= 3
+            y_hat = decode_latents(model, hyper, c.streams, c.z_shape, banded)
+        except (RuntimeError, ValueError, IndexError, OverflowError) as e:
             raise CodecError(f"corrupt entropy-coded stream: {e}") from None
         _, inv_gain = model.gains(_rate_tensor(c.rate, lm.device))
-        x_hat = model.g_s(y_hat * inv_gain)
-        return _to_uint8(x_hat, c.height, c.width)
+        rgb = synthesize(model, y_hat, inv_gain, c.height, c.width)
+    del y_hat
+    gray = c.layout in (bitstream.LAYOUT_GRAY, bitstream.LAYOUT_GRAYA)
+    return decoded_picture(rgb, gray, alpha, c.icc_profile, c.source_mode, c.source_bits)
+
+
+#: What ``decompress(mode=...)`` converts to; ``None`` keeps the image's own layout.
+MODES = (None, "RGB", "RGBA", "L", "LA")
+
+
+def decompress(
+    data: bytes, device=None, weights: str | None = None, mode: str | None = None
+) -> np.ndarray:
+    """Decode ``.lcz`` bytes into a uint8 array in the image's own layout: HxWx3 for RGB
+    (every file of format versions 1 and 2), HxW for gray, HxWx4 / HxWx2 with alpha.
+
+    ``mode="RGB"`` (or ``"RGBA"``, ``"L"``, ``"LA"``) converts to that layout instead.
+    """
+    if mode not in MODES:
+        raise CodecError(f"mode must be one of RGB, RGBA, L, LA, got {mode!r}")
+    pic = decode(data, device, weights)
+    if mode is None or mode == pic.mode:
+        return pic.pixels
+    if mode == "RGB":
+        return pic.rgb()
+    return np.asarray(pic.to_pil().convert(mode))
 
 
 def info(data: bytes) -> dict:
@@ -204,6 +270,7 @@ def info(data: bytes) -> dict:
         "width": c.width,
         "height": c.height,
         "layout": bitstream.LAYOUTS[c.layout],
+        "source": {"mode": c.source_mode, "bits": c.source_bits} if c.source_mode else None,
         "quality": round(c.quality, 4),
         "rate": round(c.rate, 6),
         "padding": {
@@ -213,10 +280,13 @@ def info(data: bytes) -> dict:
         },
         "hyper_latent_shape": list(c.z_shape),
         "bytes": len(data),
-        "header_bytes": c.header_size,
-        "stream_bytes": {"z": len(c.streams[0]), "y": len(c.streams[1])}
-        if len(c.streams) == 2
-        else [len(s) for s in c.streams],
+        "header_bytes": len(data) - sum(map(len, c.streams)) - 4,
+        "section_bytes": {
+            "alpha": 0 if c.alpha is None else len(c.alpha),
+            "icc_profile": 0 if c.icc_profile is None else len(c.icc_profile),
+        },
+        "stream_bytes": {"z": len(c.streams[0]), "y": sum(map(len, c.streams[1:]))},
+        "y_bands": len(c.streams) - 1,
         "crc_bytes": 4,
         "bpp": 8 * len(data) / (c.width * c.height),
     }

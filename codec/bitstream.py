@@ -1,11 +1,13 @@
 """The ``.lcz`` container: pure bytes in, pure bytes out (no torch). See docs/FORMAT.md.
 
-Every field is validated before anything is allocated from it, so a hostile or damaged file ends
-in a ``CodecError`` with a one-line message rather than a crash or a huge allocation.
+Every field is validated before anything is allocated from it, and every integer is read only
+after checking that its bytes are there, so a hostile or damaged file ends in a ``CodecError``
+with a one-line message rather than a crash or a huge allocation.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -13,25 +15,47 @@ from dataclasses import dataclass, field
 from .errors import CodecError
 
 MAGIC = b"\x89LCZ"
-VERSION = 2  # 2: exact integer entropy parameters (codec/exact.py); 1: CompressAI's float path
-READABLE_VERSIONS = (1, 2)
+#: 3: optional sections (alpha, ICC profile, source) and y coded in bands of latent rows;
+#: 2: exact integer entropy parameters (codec/exact.py); 1: CompressAI's float path.
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 MAX_SIDE = 65535
 MAX_PIXELS = 1 << 28
+#: Streams in a version 1/2 file (one byte), and in a version 3 file: the hyper-latent plus at
+#: most one band per latent row (65535 / 16 rows).
 MAX_STREAMS = 64
-LAYOUT_RGB = 0
-LAYOUTS = {LAYOUT_RGB: "rgb"}
+MAX_STREAMS_V3 = 1 + 4096
+MAX_SECTIONS = 16
+MAX_ICC_BYTES = 1 << 24
+MAX_MODE_CHARS = 16
+
+LAYOUT_RGB, LAYOUT_GRAY, LAYOUT_RGBA, LAYOUT_GRAYA = 0, 1, 2, 3
+LAYOUTS = {LAYOUT_RGB: "rgb", LAYOUT_GRAY: "gray", LAYOUT_RGBA: "rgba", LAYOUT_GRAYA: "gray+alpha"}
+HAS_ALPHA = {LAYOUT_RGBA, LAYOUT_GRAYA}
 PAD_REPLICATE = 0
 PAD_MODES = {PAD_REPLICATE: "replicate"}
+
+#: Section types below 128 are critical (a reader that does not know one must refuse the
+#: file); from 128 on they are ancillary (an unknown one is skipped), as PNG does with chunks.
+SECTION_ALPHA = 1
+SECTION_ICC = 128
+SECTION_SOURCE = 129
+SECTION_NAMES = {SECTION_ALPHA: "alpha", SECTION_ICC: "icc_profile", SECTION_SOURCE: "source"}
 
 # magic, version, flags, width, height, layout, quality, rate, pad mode, pad bottom, pad right,
 # hyper-latent height and width, weights hash, model-id length
 _FIXED = struct.Struct(">4sBBIIBffBBBHH8sB")
-_CRC = struct.Struct(">I")
+_U8, _U16, _U32 = struct.Struct(">B"), struct.Struct(">H"), struct.Struct(">I")
+_SECTION = struct.Struct(">BI")
 
 
 @dataclass
 class Container:
-    """Everything a ``.lcz`` file holds; the streams are opaque entropy-coded bytes."""
+    """Everything a ``.lcz`` file holds; the streams are opaque entropy-coded bytes.
+
+    ``streams`` is ``[z, y]`` in versions 1 and 2, and ``[z, y band 0, y band 1, ...]`` in
+    version 3. ``alpha`` is the PNG-coded alpha plane of an ``rgba`` or ``gray+alpha`` layout.
+    """
 
     width: int
     height: int
@@ -47,10 +71,30 @@ class Container:
     pad_mode: int = PAD_REPLICATE
     flags: int = 0
     version: int = VERSION
+    alpha: bytes | None = None
+    icc_profile: bytes | None = None
+    source_mode: str = ""  # the input's PIL mode, e.g. "P", "CMYK", "I;16"; informational
+    source_bits: int = 8  # bits per sample of the input; informational
+
+    def sections(self) -> dict[int, bytes]:
+        """The optional sections this container writes (version 3 only)."""
+        out = {}
+        if self.alpha is not None:
+            out[SECTION_ALPHA] = self.alpha
+        if self.icc_profile is not None:
+            out[SECTION_ICC] = self.icc_profile
+        if self.source_mode:
+            out[SECTION_SOURCE] = bytes([self.source_bits]) + self.source_mode.encode("ascii")
+        return out
 
     @property
     def header_size(self) -> int:
-        return _FIXED.size + len(self.model_id.encode()) + 1 + 4 * len(self.streams)
+        """Bytes before the first stream: everything but the streams and the CRC."""
+        size = _FIXED.size + len(self.model_id.encode())
+        if self.version < 3:
+            return size + 1 + 4 * len(self.streams)
+        sections = sum(_SECTION.size + len(v) for v in self.sections().values())
+        return size + 1 + sections + 2 + 4 * len(self.streams)
 
 
 def _check_dims(width: int, height: int) -> None:
@@ -60,14 +104,30 @@ def _check_dims(width: int, height: int) -> None:
         raise CodecError(f"image of {width * height} pixels exceeds the {MAX_PIXELS} limit")
 
 
+def check_dims(width: int, height: int) -> None:
+    """Refuse image sizes outside the format's limits, before anything is allocated."""
+    _check_dims(width, height)
+
+
+def _check_floats(quality: float, rate: float) -> None:
+    if not (math.isfinite(quality) and 0 <= quality <= 100):
+        raise CodecError("malformed header (quality out of range)")
+    if not (math.isfinite(rate) and rate >= 0):
+        raise CodecError("malformed header (rate out of range)")
+
+
 def pack(c: Container) -> bytes:
-    """Serialise a container: header, stream lengths, streams, then a CRC32 over all of it."""
+    """Serialise a container: header, sections, stream lengths, streams, then a CRC32."""
     _check_dims(c.width, c.height)
+    if c.version not in READABLE_VERSIONS:
+        raise CodecError(f"cannot write format version {c.version}")
     model_id = c.model_id.encode("ascii")
     if len(model_id) > 255 or len(c.weights_hash) != 8:
         raise CodecError("model id longer than 255 bytes or weights hash not 8 bytes")
-    if len(c.streams) > MAX_STREAMS:
-        raise CodecError(f"more than {MAX_STREAMS} streams")
+    if c.layout not in LAYOUTS:
+        raise CodecError(f"unknown channel layout {c.layout}")
+    if (c.layout in HAS_ALPHA) != (c.alpha is not None):
+        raise CodecError("an alpha stream goes with an alpha layout, and only with one")
     head = _FIXED.pack(
         MAGIC,
         c.version,
@@ -85,9 +145,44 @@ def pack(c: Container) -> bytes:
         c.weights_hash,
         len(model_id),
     )
-    table = bytes([len(c.streams)]) + b"".join(_CRC.pack(len(s)) for s in c.streams)
+    if c.version < 3:
+        if c.layout != LAYOUT_RGB or c.sections():
+            raise CodecError(f"format version {c.version} holds only RGB images, no sections")
+        if len(c.streams) > MAX_STREAMS:
+            raise CodecError(f"more than {MAX_STREAMS} streams")
+        table = _U8.pack(len(c.streams))
+    else:
+        sections = c.sections()
+        if not 2 <= len(c.streams) <= MAX_STREAMS_V3:
+            raise CodecError(f"a version 3 file has 2 to {MAX_STREAMS_V3} streams")
+        if c.icc_profile is not None and len(c.icc_profile) > MAX_ICC_BYTES:
+            raise CodecError(f"ICC profile larger than {MAX_ICC_BYTES} bytes")
+        if len(c.source_mode) > MAX_MODE_CHARS or not 1 <= c.source_bits <= 255:
+            raise CodecError("malformed source description")
+        table = _U8.pack(len(sections))
+        for kind, payload in sections.items():
+            table += _SECTION.pack(kind, len(payload)) + payload
+        table += _U16.pack(len(c.streams))
+    table += b"".join(_U32.pack(len(s)) for s in c.streams)
     body = head + model_id + table + b"".join(c.streams)
-    return body + _CRC.pack(zlib.crc32(body))
+    return body + _U32.pack(zlib.crc32(body))
+
+
+class _Reader:
+    """Reads big-endian fields from ``body``, checking every length before it reads."""
+
+    def __init__(self, body: bytes, pos: int):
+        self.body, self.pos = body, pos
+
+    def take(self, n: int, what: str) -> bytes:
+        if n < 0 or self.pos + n > len(self.body):
+            raise CodecError(f"truncated file ({what})")
+        out = self.body[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def uint(self, s: struct.Struct, what: str) -> int:
+        return s.unpack(self.take(s.size, what))[0]
 
 
 def unpack(data: bytes) -> Container:
@@ -104,8 +199,11 @@ def unpack(data: bytes) -> Container:
             f"unsupported .lcz format version {data[4]} "
             f"(this lcodec reads versions {', '.join(map(str, READABLE_VERSIONS))})"
         )
-    if len(data) < _FIXED.size + 1 + _CRC.size:
+    if len(data) < _FIXED.size + 1 + _U32.size:
         raise CodecError("truncated file")
+    body, (crc,) = data[:-4], _U32.unpack_from(data, len(data) - 4)
+    if zlib.crc32(body) != crc:
+        raise CodecError("corrupt file (CRC mismatch)")
     (
         _,
         version,
@@ -122,36 +220,21 @@ def unpack(data: bytes) -> Container:
         zw,
         whash,
         id_len,
-    ) = _FIXED.unpack_from(data)
-    body, (crc,) = data[:-4], _CRC.unpack_from(data, len(data) - 4)
-    if zlib.crc32(body) != crc:
-        raise CodecError("corrupt file (CRC mismatch)")
+    ) = _FIXED.unpack_from(body)
     _check_dims(width, height)
-    if layout not in LAYOUTS:
+    _check_floats(quality, rate)
+    if layout not in LAYOUTS or (version < 3 and layout != LAYOUT_RGB):
         raise CodecError(f"unknown channel layout {layout}")
     if pad_mode not in PAD_MODES:
         raise CodecError(f"unknown padding mode {pad_mode}")
-    pos = _FIXED.size
-    if pos + id_len + 1 > len(body):
-        raise CodecError("truncated header")
+    if version >= 3 and flags != 0:
+        raise CodecError(f"unknown flags {flags:#04x}")
+    r = _Reader(body, _FIXED.size)
     try:
-        model_id = body[pos : pos + id_len].decode("ascii")
+        model_id = r.take(id_len, "model id").decode("ascii")
     except UnicodeDecodeError:
         raise CodecError("malformed model id") from None
-    pos += id_len
-    n_streams = body[pos]
-    pos += 1
-    if n_streams > MAX_STREAMS or pos + 4 * n_streams > len(body):
-        raise CodecError("malformed stream table")
-    lengths = [_CRC.unpack_from(body, pos + 4 * i)[0] for i in range(n_streams)]
-    pos += 4 * n_streams
-    if pos + sum(lengths) != len(body):
-        raise CodecError("stream lengths do not match the file size")
-    streams = []
-    for n in lengths:
-        streams.append(body[pos : pos + n])
-        pos += n
-    return Container(
+    c = Container(
         width=width,
         height=height,
         quality=quality,
@@ -159,7 +242,6 @@ def unpack(data: bytes) -> Container:
         model_id=model_id,
         weights_hash=whash,
         z_shape=(zh, zw),
-        streams=streams,
         pad_bottom=pad_bottom,
         pad_right=pad_right,
         layout=layout,
@@ -167,3 +249,48 @@ def unpack(data: bytes) -> Container:
         flags=flags,
         version=version,
     )
+    if version >= 3:
+        _read_sections(r, c)
+        n_streams = r.uint(_U16, "stream table")
+        if not 2 <= n_streams <= MAX_STREAMS_V3:
+            raise CodecError(f"malformed stream table ({n_streams} streams)")
+    else:
+        n_streams = r.uint(_U8, "stream table")
+        if n_streams != 2:  # versions 1 and 2 always hold [z, y]
+            raise CodecError(f"malformed stream table ({n_streams} streams)")
+    lengths = [r.uint(_U32, "stream table") for _ in range(n_streams)]
+    if r.pos + sum(lengths) != len(body):
+        raise CodecError("stream lengths do not match the file size")
+    c.streams = [r.take(n, "streams") for n in lengths]
+    return c
+
+
+def _read_sections(r: _Reader, c: Container) -> None:
+    count = r.uint(_U8, "section table")
+    if count > MAX_SECTIONS:
+        raise CodecError(f"malformed section table ({count} sections)")
+    seen = set()
+    for _ in range(count):
+        kind, length = _SECTION.unpack(r.take(_SECTION.size, "section table"))
+        payload = r.take(length, "section")
+        if kind in seen:
+            raise CodecError(f"section {kind} appears twice")
+        seen.add(kind)
+        if kind == SECTION_ALPHA:
+            c.alpha = payload
+        elif kind == SECTION_ICC:
+            if length > MAX_ICC_BYTES:
+                raise CodecError("ICC profile section too large")
+            c.icc_profile = payload
+        elif kind == SECTION_SOURCE:
+            if not 2 <= length <= 1 + MAX_MODE_CHARS or payload[0] == 0:
+                raise CodecError("malformed source section")
+            try:
+                c.source_mode = payload[1:].decode("ascii")
+            except UnicodeDecodeError:
+                raise CodecError("malformed source section") from None
+            c.source_bits = payload[0]
+        elif kind < 128:
+            raise CodecError(f"unsupported section type {kind} (needs a newer lcodec)")
+    if (c.layout in HAS_ALPHA) != (c.alpha is not None):
+        raise CodecError("alpha section and channel layout disagree")

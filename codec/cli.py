@@ -1,7 +1,8 @@
 """The ``lcodec`` command line: compress, decompress, info, train, export.
 
 Errors print one line on stderr and exit non-zero; outputs are written atomically and never
-replace an existing file unless ``--force`` is given.
+replace an existing file unless ``--force`` is given. Inputs may be files, folders (searched
+recursively, the tree kept), quoted globs, or ``-`` for standard input (codec/files.py).
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
+import warnings
 from pathlib import Path
+from typing import Callable
 
 import click
 
-from .errors import CodecError
+from .errors import CodecError, CodecWarning
+from .files import STDIO, Job, image_suffixes, plan, read_input, write_atomic, write_output
+
+__all__ = ["main", "write_atomic"]
 
 DEVICE = click.option(
     "--device",
@@ -35,7 +40,7 @@ class LcodecGroup(click.Group):
         except CodecError as e:
             _fail(str(e))
         except OSError as e:
-            _fail(f"{e.strerror or e}: {e.filename}" if e.filename else str(e))
+            _fail(_os_error(e))
         except KeyboardInterrupt:
             _fail("interrupted", code=130)
 
@@ -45,29 +50,56 @@ def _fail(message: str, code: int = 1):
     sys.exit(code)
 
 
-def write_atomic(path: Path, data: bytes, force: bool) -> None:
-    """Write via a temporary file in the same folder, then rename: no half-written outputs."""
-    if path.exists() and not force:
-        raise CodecError(f"{path} exists (use --force to overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _run(jobs: list[Job], work: Callable[[Job], str]) -> None:
+    """Run ``work`` on every job with a progress bar; list failures at the end, exit 1.
+
+    One job fails as any command does (one line). Status lines go to stderr when the data goes
+    to stdout; ``CodecWarning``s print as ``lcodec: warning: FILE: ...``.
+    """
+    from tqdm import tqdm
+
+    to_stdout = any(j.dst == STDIO for j in jobs)
+    failures: list[tuple[Job, str]] = []
+    bar = tqdm(jobs, unit="file", file=sys.stderr, leave=False, disable=len(jobs) < 2 or None)
+    for job in bar:
+        try:
+            if job.error:
+                raise CodecError(job.error)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", CodecWarning)
+                message = work(job)
+            for w in caught:
+                if issubclass(w.category, CodecWarning):
+                    _say(bar, f"lcodec: warning: {job.src_label}: {w.message}", sys.stderr)
+            _say(bar, message, sys.stderr if to_stdout else sys.stdout)
+        except (CodecError, OSError) as e:
+            if len(jobs) == 1:
+                raise
+            text = str(e) if isinstance(e, CodecError) else _os_error(e)
+            failures.append((job, text))
+    bar.close()
+    if failures:
+        for job, text in failures:
+            click.echo(f"lcodec: error: {job.src_label}: {text}", err=True)
+        raise CodecError(f"{len(failures)} of {len(jobs)} files failed")
 
 
-def _outputs(inputs: tuple[str, ...], out: str | None, suffix: str) -> list[Path]:
-    if out is None:
-        return [Path(p).with_suffix(suffix) for p in inputs]
-    if len(inputs) == 1 and not Path(out).is_dir():
-        return [Path(out)]
-    if not Path(out).is_dir():
-        raise CodecError(f"with several inputs, -o must be an existing folder: {out}")
-    return [Path(out) / Path(p).with_suffix(suffix).name for p in inputs]
+def _say(bar, text: str, stream) -> None:
+    """A line above the progress bar, flushed so that stdout and stderr stay in order."""
+    bar.write(text, file=stream)
+    stream.flush()
+
+
+def _os_error(e: OSError) -> str:
+    return f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in image_suffixes()
+
+
+def _is_lcz(path: Path) -> bool:
+    return path.suffix.lower() == ".lcz"
 
 
 @click.group(cls=LcodecGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,7 +117,11 @@ def main():
 
 @main.command()
 @click.argument("images", nargs=-1, required=True)
-@click.option("-o", "--output", help="Output file (one input) or existing folder (several).")
+@click.option(
+    "-o",
+    "--output",
+    help="Output file (one input), folder (several inputs or a folder), or - for stdout.",
+)
 @click.option(
     "-q",
     "--quality",
@@ -94,35 +130,80 @@ def main():
     show_default=True,
     help="0-100: higher means more bytes and better quality.",
 )
+@click.option(
+    "--target-bpp",
+    type=click.FloatRange(0, min_open=True),
+    help="Pick the quality whose file is closest to this many bits per pixel (within 2 %).",
+)
+@click.option(
+    "--target-size",
+    type=click.IntRange(1),
+    metavar="BYTES",
+    help="Pick the quality whose file is largest without exceeding BYTES (within 2 %).",
+)
+@click.option(
+    "--target-psnr",
+    type=click.FloatRange(0, min_open=True),
+    metavar="DB",
+    help="Pick the smallest file whose PSNR is at least DB.",
+)
+@click.option(
+    "--effort",
+    type=click.IntRange(1, 9),
+    default=1,
+    show_default=True,
+    help="1-9: higher spends more encoding time on smaller files (same decoder).",
+)
 @DEVICE
 @FORCE
-def compress(images, output, quality, device, force):
-    """Compress IMAGES (PNG, JPEG, ...) into .lcz files."""
+def compress(images, output, quality, target_bpp, target_size, target_psnr, effort, device, force):
+    """Compress IMAGES (files, folders, quoted globs, or - for stdin) into .lcz files.
+
+    A --target-* option replaces -q: the quality is searched by encoding until the file meets
+    it, and the value reached is printed. An unreachable target gives the closest file.
+    """
     from .api import encode
 
-    for src, dst in zip(images, _outputs(images, output, ".lcz")):
-        enc = encode(src, quality=quality, device=device)
-        write_atomic(dst, enc.data, force)
+    targets = {"bpp": target_bpp, "size": target_size, "psnr": target_psnr}
+    if sum(v is not None for v in targets.values()) > 1:
+        raise CodecError("--target-bpp, --target-size and --target-psnr are mutually exclusive")
+    options = {f"target_{k}": v for k, v in targets.items()}
+
+    def work(job: Job) -> str:
+        src = read_input(job) if job.src == STDIO else job.src
+        enc = encode(src, quality=quality, device=device, effort=effort, **options)
+        write_output(job, enc.data, force)
         c = enc.container
         bpp = 8 * len(enc.data) / (c.width * c.height)
-        click.echo(f"{src} -> {dst}: {len(enc.data)} bytes, {bpp:.4f} bpp")
+        line = f"{job.src_label} -> {job.dst_label}: {len(enc.data)} bytes, {bpp:.4f} bpp"
+        return f"{line}; {enc.target}" if enc.target else line
+
+    _run(plan(images, output, ".lcz", _is_image), work)
 
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("-o", "--output", help="Output PNG (one input) or existing folder (several).")
+@click.option(
+    "-o",
+    "--output",
+    help="Output PNG (one input), folder (several inputs or a folder), or - for stdout.",
+)
 @DEVICE
 @FORCE
 def decompress(files, output, device, force):
-    """Decompress .lcz FILES into PNG images."""
-    from .api import decompress as decode
+    """Decompress .lcz FILES (files, folders, quoted globs, or - for stdin) into PNG images.
+
+    The PNG has the image's own layout (gray, RGB, with alpha) and its ICC profile.
+    """
+    from .api import decode
     from .image import encode_png
 
-    for src, dst in zip(files, _outputs(files, output, ".png")):
-        data = _read(src)
-        arr = decode(data, device=device)
-        write_atomic(dst, encode_png(arr), force)
-        click.echo(f"{src} -> {dst}: {arr.shape[1]}x{arr.shape[0]}")
+    def work(job: Job) -> str:
+        pic = decode(read_input(job), device=device)
+        write_output(job, encode_png(pic), force)
+        return f"{job.src_label} -> {job.dst_label}: {pic.width}x{pic.height} {pic.mode}"
+
+    _run(plan(files, output, ".png", _is_lcz), work)
 
 
 def _read(path: str) -> bytes:
@@ -145,10 +226,15 @@ def info(file, as_json):
         return
     click.echo(f"{file}: lcodec format v{meta['format_version']}")
     click.echo(f"  model        {meta['model']} (weights {meta['weights_hash']})")
-    click.echo(f"  image        {meta['width']}x{meta['height']} {meta['layout']}")
+    source = meta["source"]
+    came = f" (from {source['mode']}, {source['bits']}-bit)" if source else ""
+    click.echo(f"  image        {meta['width']}x{meta['height']} {meta['layout']}{came}")
     click.echo(f"  quality      {meta['quality']:g} (rate {meta['rate']:g})")
     streams = ", ".join(f"{k} {v}" for k, v in meta["stream_bytes"].items())
-    click.echo(f"  bytes        {meta['bytes']} (header {meta['header_bytes']}, {streams}, crc 4)")
+    streams += f" in {meta['y_bands']} bands" if meta["y_bands"] > 1 else ""
+    sections = " and ".join(f"{k} {v}" for k, v in meta["section_bytes"].items() if v)
+    header = f"header {meta['header_bytes']}" + (f" with {sections}" if sections else "")
+    click.echo(f"  bytes        {meta['bytes']} ({header}, {streams}, crc 4)")
     click.echo(f"  bpp          {meta['bpp']:.4f}")
 
 
@@ -197,6 +283,8 @@ def compare(reference, image):
 @click.option("--name", default=None, help="Name of the exported weights (default: run name).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--val", default=None, help="Folder of images to measure the exported weights on.")
+@click.option("--time-budget", default=0.0, help="Seconds: end the schedule early at this time.")
+@click.option("--amp", is_flag=True, help="bf16 autocast for the transforms on CUDA.")
 def train_command(
     data,
     out,
@@ -215,6 +303,8 @@ def train_command(
     name,
     seed,
     val,
+    time_budget,
+    amp,
 ):
     """Train (or resume) a variable-rate model on a folder of images, then export its weights."""
     from .models import DEFAULT_LAMBDAS
@@ -240,6 +330,8 @@ def train_command(
         threads=threads,
         init_from=init_from,
         seed=seed,
+        time_budget=time_budget,
+        amp=amp,
     )
     ckpt = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:

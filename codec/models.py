@@ -74,13 +74,17 @@ class GainedMeanScaleHyperprior(MeanScaleHyperprior):
         g, ig = self.gains(rate)
         y = self.g_a(x) * g
         z = self.h_a(y)
-        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        # Under mixed precision the transforms may run in bf16; the entropy models never do.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            z_hat, z_likelihoods = self.entropy_bottleneck(z.float())
         scales, means = self.h_s(z_hat).chunk(2, 1)
-        _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
-        # Noise for the rate term, straight-through rounding for the decoder: the decoder then
-        # trains on the same rounded latents it will see when decoding real files.
-        y_hat = ste_round(y - means) + means
-        x_hat = self.g_s(y_hat * ig)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            y, scales, means = y.float(), scales.float(), means.float()
+            _, y_likelihoods = self.gaussian_conditional(y, scales, means=means)
+            # Noise for the rate term, straight-through rounding for the decoder: the decoder
+            # then trains on the same rounded latents it will see when decoding real files.
+            y_hat = ste_round(y - means) + means
+        x_hat = self.g_s(y_hat * ig).float()
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
 

@@ -131,7 +131,7 @@ def test_truncated_and_corrupted_files(image):
 @pytest.mark.parametrize(
     "bad",
     [
-        np.zeros((4, 4, 4), np.uint8),
+        np.zeros((4, 4, 5), np.uint8),
         np.zeros((4, 4, 3), np.float32),
         np.zeros((0, 4, 3), np.uint8),
         12,

@@ -142,3 +142,20 @@ def test_torchrun_two_cpu_processes(data_dir, tmp_path):
     state = torch.load(run / "checkpoint.pt", weights_only=False)
     assert state["step"] == 3
     assert (run / "export" / "ddp.safetensors").is_file()
+
+
+def test_time_budget_ends_early_and_init_from_weights(data_dir, tmp_path):
+    first = tmp_path / "first"
+    ckpt = train(TrainConfig(data=str(data_dir), out=str(first), steps=2, **TINY), progress=False)
+    weights = export_checkpoint(ckpt, tmp_path / "w", "tiny-init")
+    cfg = TrainConfig(
+        data=str(data_dir),
+        out=str(tmp_path / "timed"),
+        steps=100000,
+        time_budget=1.0,
+        init_from=str(weights),
+        **TINY,
+    )
+    state = torch.load(train(cfg, progress=False), weights_only=False)
+    assert cfg.warmup <= state["step"] < 100000
+    assert state["log"]["wall_s"] >= 1.0

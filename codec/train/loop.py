@@ -46,15 +46,34 @@ class TrainConfig:
     val: str | None = None
     val_every: int = 0
     init_from: str | None = None
+    time_budget: float = 0.0  # seconds; the schedule ends at whichever of steps or time is first
+    amp: bool = False  # bf16 autocast for the transforms on CUDA; entropy models stay float32
     extra: dict = field(default_factory=dict)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then a cosine decay to ``min_lr`` at ``cfg.steps``."""
+def lr_at(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
+    """Linear warm-up, then a cosine decay to ``min_lr`` at the end of the run.
+
+    ``progress`` (0..1) overrides the step-based position, for runs bounded by wall time.
+    """
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    if progress is None:
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    progress = min(1.0, progress)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def load_initial_weights(model, path: str) -> None:
+    """Start from a checkpoint (``.pt``) or exported weights (``.safetensors``)."""
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()}
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = state.get("model", state)
+    model.load_state_dict(state)
 
 
 def rd_loss(model, out: dict, x: torch.Tensor, rate: torch.Tensor) -> tuple:
@@ -136,8 +155,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         aux_opt.load_state_dict(state["aux_opt"])
         step, log = state["step"], state["log"]
     elif cfg.init_from:
-        state = torch.load(cfg.init_from, map_location=device, weights_only=False)
-        model.load_state_dict(state.get("model", state))
+        load_initial_weights(model, cfg.init_from)
+        model.to(device)
 
     net = model
     if world > 1:
@@ -150,12 +169,17 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     )
     model.train()
     t_start, wall_before = time.time(), log["wall_s"]
-    while step < cfg.steps:
+    amp = cfg.amp and device.type == "cuda"
+    progress = _progress(step, cfg, wall_before, world, device)
+    while progress < 1.0:
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        x = sampler.batch(batch).to(device)
+            group["lr"] = lr_at(step, cfg, progress if cfg.time_budget else None)
+        x = sampler.batch(batch).to(device, non_blocking=True)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
         rate = torch.rand(batch, device=device) * (model.levels - 1)
-        out_ = net(x, rate)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            out_ = net(x, rate)
         loss, bpp, mse = rd_loss(model, out_, x, rate)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -167,6 +191,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         aux.backward()
         aux_opt.step()
         step += 1
+        progress = _progress(step, cfg, wall_before + time.time() - t_start, world, device)
 
         if rank == 0:
             psnr = -10 * math.log10(max(mse.item(), 1e-10))
@@ -180,10 +205,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                         "bpp": bpp.item(),
                         "psnr": psnr,
                         "aux": aux.item(),
-                        "lr": lr_at(step, cfg),
+                        "lr": opt.param_groups[0]["lr"],
                     }
                 )
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            if step % cfg.ckpt_every == 0 or progress >= 1.0:
                 log["wall_s"] = wall_before + time.time() - t_start
                 log["hardware"] = _hardware(device, world)
                 save_checkpoint(ckpt, model, opt, aux_opt, step, cfg, log)
@@ -195,6 +220,24 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     return ckpt
+
+
+def _progress(
+    step: int, cfg: TrainConfig, wall_s: float, world: int, device: torch.device
+) -> float:
+    """Position in the schedule: steps done, or wall time spent if that is further along.
+
+    Under DDP every rank must stop at the same step, so the time-based part is agreed on.
+    """
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup) if step >= cfg.warmup else 0
+    if step >= cfg.steps:
+        return 1.0
+    if cfg.time_budget and step >= cfg.warmup:
+        t = torch.tensor([wall_s / cfg.time_budget], dtype=torch.float64, device=device)
+        if world > 1:
+            dist.broadcast(t, 0)
+        progress = max(progress, float(t))
+    return min(progress, 1.0)
 
 
 def _hardware(device: torch.device, world: int) -> str:

@@ -1,0 +1,342 @@
+"""Encoder effort and rate control: what higher ``--effort`` buys, and how well targets are hit.
+
+Per effort level: the RD curve over ``--qualities`` (bpp from whole-file bytes, PSNR of the
+reconstruction the decoder produces), the RD loss λ·255²·MSE + bpp that effort minimises, the
+mean encode time, and the BD-rate against effort 1 (``bjontegaard``, Akima, on the mean curves,
+plus the mean of per-image BD-rates). Then, at effort 1, every bpp, size and PSNR target over
+every image: relative (or dB) error of the value reached, and how many targets were missed and
+why.
+
+    python -m benchmarks.effort --data DIR --json OUT.json [--efforts 1,3,5] \\
+        [--qualities 10,30,50,70,90] [--limit N] [--crop N]
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .bdrate import bd_rate
+from .cli import Parser, UsageError, run
+from .images import find_images, image_name, load_rgb
+from .jsonutil import write_json
+from .metrics import bpp, psnr
+
+PROG = "python -m benchmarks.effort"
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{name} takes comma-separated numbers, got {text!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise UsageError(f"{name} takes comma-separated finite numbers, got {text!r}")
+    return values
+
+
+def build_parser() -> Parser:
+    p = Parser(prog=PROG, description="RD gain and cost of encoder effort; rate-control accuracy.")
+    p.add_argument("--data", required=True, help="folder of PNG/JPEG images (searched recursively)")
+    p.add_argument("--json", required=True, help="where to write the results")
+    p.add_argument("--efforts", default="1,3,5", help="effort levels 1-9 (default 1,3,5)")
+    p.add_argument("--qualities", default="10,30,50,70,90", help="qualities of the RD curves")
+    p.add_argument("--bpp-targets", default="0.25,0.5,1.0", help="bpp targets (default 0.25,0.5,1)")
+    p.add_argument(
+        "--size-targets",
+        default=None,
+        help="size targets in bytes (default: each image's bytes at the bpp targets)",
+    )
+    p.add_argument("--psnr-targets", default="26,30,34", help="PSNR targets in dB")
+    p.add_argument("--no-targets", action="store_true", help="skip the rate-control part")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument("--crop", type=int, default=None, help="centre-crop images to at most NxN")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--weights", default=None, help="lcodec weights name or .safetensors path")
+    return p
+
+
+def centre_crop(img: np.ndarray, side: int | None) -> np.ndarray:
+    """The central ``side`` x ``side`` window (or less along a shorter side)."""
+    if not side:
+        return img
+    h, w = img.shape[:2]
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return np.ascontiguousarray(img[top : top + side, left : left + side])
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def rd_points(codec, lm, img: np.ndarray, effort: int, qualities: list[float], kw: dict) -> list:
+    """One image's RD points at one effort: bytes, bpp, PSNR, RD loss, encode seconds."""
+    import torch
+
+    from codec.effort import rd_loss
+
+    h, w = img.shape[:2]
+    points = []
+    for q in qualities:
+        _sync(lm.device)
+        t0 = time.perf_counter()
+        enc = codec.encode(img, q, effort=effort, **kw)
+        _sync(lm.device)
+        seconds = time.perf_counter() - t0
+        rate = torch.tensor([enc.container.rate], device=lm.device)
+        lmbda = float(lm.model.lmbda(rate)[0])
+        points.append(
+            {
+                "quality": q,
+                "bytes": len(enc.data),
+                "bpp": bpp(len(enc.data), h, w),
+                "psnr": psnr(img, enc.reconstruction),
+                "rd_loss": rd_loss(img, enc.reconstruction, len(enc.data), lmbda),
+                "encode_s": seconds,
+            }
+        )
+    return points
+
+
+def mean_curve(per_image: list[list[dict]]) -> list[dict]:
+    """Arithmetic means over images, point by point (same qualities everywhere)."""
+    keys = ("bpp", "psnr", "rd_loss", "encode_s")
+    return [
+        {"quality": pts[0]["quality"], **{k: statistics.fmean(p[k] for p in pts) for k in keys}}
+        for pts in zip(*per_image)
+    ]
+
+
+def effort_section(curves: dict[int, dict[str, list]], iterations: dict[int, int]) -> dict:
+    """Per effort: mean curve, mean time, BD-rate against effort 1 (mean curve and per image)."""
+    anchor = curves.get(1)
+    out = {}
+    for effort, per_image in curves.items():
+        curve = mean_curve(list(per_image.values()))
+        entry = {
+            "iterations": iterations[effort],
+            "curve": curve,
+            "mean_encode_s": statistics.fmean(p["encode_s"] for p in curve),
+        }
+        if anchor is not None and effort != 1:
+            ref = mean_curve(list(anchor.values()))
+            bd = bd_rate(
+                [p["bpp"] for p in ref],
+                [p["psnr"] for p in ref],
+                [p["bpp"] for p in curve],
+                [p["psnr"] for p in curve],
+                unit=" dB",
+            )
+            per = []
+            for name, pts in per_image.items():
+                a = anchor[name]
+                r = bd_rate(
+                    [p["bpp"] for p in a],
+                    [p["psnr"] for p in a],
+                    [p["bpp"] for p in pts],
+                    [p["psnr"] for p in pts],
+                )
+                per.append(r.value)
+            finite = [v for v in per if math.isfinite(v)]
+            entry["bd_rate_psnr_percent"] = bd.value
+            entry["bd_notes"] = bd.notes
+            entry["bd_rate_psnr_percent_per_image_mean"] = (
+                statistics.fmean(finite) if finite else math.nan
+            )
+            entry["bd_images"] = len(finite)
+            ref_loss = statistics.fmean(p["rd_loss"] for p in ref)
+            entry["rd_loss_change_percent"] = 100 * (
+                statistics.fmean(p["rd_loss"] for p in curve) / ref_loss - 1
+            )
+        out[str(effort)] = entry
+    return out
+
+
+def target_runs(codec, img: np.ndarray, targets: dict[str, list[float]], kw: dict) -> list:
+    """Encode ``img`` at every target (effort 1) and record what was reached."""
+    h, w = img.shape[:2]
+    rows = []
+    for kind, values in targets.items():
+        for value in values:
+            goal = int(value) if kind == "size" else value
+            t0 = time.perf_counter()
+            enc = codec.encode(img, **{f"target_{kind}": goal}, **kw)
+            seconds = time.perf_counter() - t0
+            t = enc.target
+            if kind == "psnr":
+                error = t.reached - t.target  # dB over the target
+            else:
+                error = t.reached / t.target - 1  # relative
+            rows.append(
+                {
+                    "kind": kind,
+                    "target": t.target,
+                    "reached": t.reached,
+                    "error": error,
+                    "met": t.met,
+                    "reachable": t.reachable,
+                    "note": t.note,
+                    "quality": t.quality,
+                    "trials": t.trials,
+                    "seconds": seconds,
+                    "bytes": len(enc.data),
+                    "bpp": bpp(len(enc.data), h, w),
+                }
+            )
+    return rows
+
+
+def target_summary(rows: list[dict]) -> dict:
+    """Per target kind: error statistics, misses (and how many targets were out of the codec's
+    range), trials and time. bpp and size errors are relative and count reachable targets."""
+    out = {}
+    for kind in ("bpp", "size", "psnr"):
+        sel = [r for r in rows if r["kind"] == kind]
+        if not sel:
+            continue
+        errs = [r["error"] for r in sel]
+        reachable = [r for r in sel if r["reachable"]]
+        entry = {
+            "runs": len(sel),
+            "misses": sum(not r["met"] for r in sel),
+            "unreachable": len(sel) - len(reachable),
+            "misses_when_reachable": sum(not r["met"] for r in reachable),
+            "mean_trials": statistics.fmean(r["trials"] for r in sel),
+            "mean_seconds": statistics.fmean(r["seconds"] for r in sel),
+        }
+        if kind == "psnr":
+            met = [r["error"] for r in sel if r["met"]]
+            entry["mean_excess_db_when_met"] = statistics.fmean(met) if met else math.nan
+            entry["max_excess_db_when_met"] = max(met) if met else math.nan
+            entry["mean_shortfall_db_when_missed"] = (
+                statistics.fmean(-e for e in errs if e < 0) if any(e < 0 for e in errs) else 0.0
+            )
+        else:
+            rel = [abs(r["error"]) for r in reachable]
+            entry["mean_abs_rel_error"] = statistics.fmean(rel) if rel else math.nan
+            entry["max_abs_rel_error"] = max(rel) if rel else math.nan
+            entry["rel_error_over_all_runs_max"] = max(abs(e) for e in errs)
+            if kind == "size":  # must be 0: only a target below the smallest file is exceeded
+                entry["above_target_when_reachable"] = sum(
+                    r["reached"] > r["target"] for r in reachable
+                )
+        out[kind] = entry
+    return out
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    root = Path(args.data)
+    if not root.is_dir():
+        raise UsageError(f"data folder not found: {args.data}")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    if args.crop is not None and args.crop < 1:
+        raise UsageError("--crop must be at least 1")
+    efforts = sorted({int(v) for v in _floats(args.efforts, "--efforts")})
+    if not all(1 <= e <= 9 for e in efforts):
+        raise UsageError("--efforts must be from 1 to 9")
+    qualities = sorted(_floats(args.qualities, "--qualities"))
+    if not all(0 <= q <= 100 for q in qualities):
+        raise UsageError("--qualities must be from 0 to 100")
+    paths = find_images(root, args.limit)
+    if not paths:
+        raise UsageError(f"no PNG or JPEG images in {args.data}")
+
+    import torch
+
+    import codec
+    from codec.effort import ITERATIONS
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device_arg = None if args.device == "auto" else args.device
+    kw = {"device": device_arg, **({"weights": args.weights} if args.weights else {})}
+    try:
+        lm = codec.load_model(device=device_arg, weights=args.weights)
+    except codec.CodecError as e:
+        raise UsageError(f"cannot load lcodec's model: {e}") from None
+
+    images = {image_name(p, root): centre_crop(load_rgb(p), args.crop) for p in paths}
+    codec.encode(next(iter(images.values())), 50, **kw)  # warm-up: model load, first calls
+
+    curves: dict[int, dict[str, list]] = {e: {} for e in efforts}
+    for effort in efforts:
+        for name, img in images.items():
+            curves[effort][name] = rd_points(codec, lm, img, effort, qualities, kw)
+            last = curves[effort][name][-1]
+            print(
+                f"effort {effort} {name}: {last['encode_s']:.2f} s at q={last['quality']:g}",
+                file=sys.stderr,
+            )
+
+    report = {
+        "config": {
+            "data": str(root),
+            "images": {n: list(a.shape[:2]) for n, a in images.items()},
+            "crop": args.crop,
+            "efforts": efforts,
+            "qualities": qualities,
+            "device": str(lm.device),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "cpu": platform.processor() or platform.machine(),
+            "model": lm.weights.model_id,
+            "bd_rate": "bjontegaard.bd_rate(method='akima') via benchmarks.bdrate; PSNR in dB; "
+            "negative means fewer bits than effort 1 for the same PSNR",
+            "rd_loss": "lambda(rate) * 255^2 * MSE + bpp of the real file (8-bit pixels)",
+        },
+        "effort": effort_section(curves, ITERATIONS),
+        "per_image": {str(e): c for e, c in curves.items()},
+    }
+
+    if not args.no_targets:
+        targets = {
+            "bpp": _floats(args.bpp_targets, "--bpp-targets"),
+            "psnr": _floats(args.psnr_targets, "--psnr-targets"),
+        }
+        rows = []
+        for name, img in images.items():
+            px = img.shape[0] * img.shape[1]
+            sizes = (
+                _floats(args.size_targets, "--size-targets")
+                if args.size_targets
+                else [max(1, round(b * px / 8)) for b in targets["bpp"]]
+            )
+            for row in target_runs(codec, img, {**targets, "size": sizes}, kw):
+                rows.append({"image": name, **row})
+        report["targets"] = {"summary": target_summary(rows), "runs": rows}
+
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(report, out)
+    for effort, entry in report["effort"].items():
+        bd = entry.get("bd_rate_psnr_percent")
+        text = f"effort {effort} ({entry['iterations']} steps): {entry['mean_encode_s']:.2f} s/enc"
+        if bd is not None:
+            text += f", BD-rate {bd:+.2f} %, RD loss {entry['rd_loss_change_percent']:+.2f} %"
+        print(text)
+    for kind, s in report.get("targets", {}).get("summary", {}).items():
+        print(f"target {kind}: {s['runs']} runs, {s['misses']} missed")
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 with a one-line message on bad arguments)."""
+    return run(PROG, _main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

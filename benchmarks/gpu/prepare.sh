@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run here, before a GPU run: gathers what the GPU machine lacks into ignored folders.
+#   .whl/  wheels for Python 3.12 (compressai is not installed there)
+#   .data/ a training subset and a few validation photos
+# Usage: bash benchmarks/gpu/prepare.sh [TRAIN_DIR] [VAL_DIR] [N_TRAIN]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+train=${1:-../shared/data/train}
+val=${2:-../shared/data/val}
+n=${3:-150}
+grep -qx '/.whl/' .git/info/exclude || echo '/.whl/' >> .git/info/exclude
+grep -qx '/.data/' .git/info/exclude || echo '/.data/' >> .git/info/exclude
+pip=${PIP:-.venv/bin/pip}
+"$pip" download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 \
+  --platform manylinux_2_17_x86_64 -d .whl compressai==1.2.8
+"$pip" download -q --no-deps -d .whl pytorch_msssim==1.0.0 bjontegaard==1.3.0
+rm -rf .data && mkdir -p .data/train .data/val
+find "$train" -maxdepth 1 -name '*.jpg' | sort | awk "NR % 2 == 1" | head -n "$n" \
+  | xargs -I{} cp {} .data/train/
+find "$val" -maxdepth 1 -name '*.png' | sort | head -n 8 | xargs -I{} cp {} .data/val/
+du -sh .whl .data

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Measures the shipped weights on a folder of held-out photos and writes benchmarks/results/:
+# RD curves and BD-rates against the classical codecs, CPU speed, determinism, CLI round trips.
+# Usage: bash benchmarks/val_report.sh [DATA_DIR] [PYTHON]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${1:-../shared/data/val}
+py=${2:-.venv/bin/python}
+out=benchmarks/results
+mkdir -p "$out"
+"$py" -m benchmarks.rd --data "$data" --out "$out/rd" --no-progress \
+  --anchors benchmarks/anchors/compressai_kodak.json
+"$py" -m benchmarks.cli_roundtrip --data "$data" --json "$out/cli_roundtrip.json" --quality 50
+"$py" -m benchmarks.determinism --data "$data" --json "$out/determinism.json" --limit 8
+"$py" -m benchmarks.speed --data "$data" --json "$out/speed_cpu.json" --device cpu --limit 4 \
+  --no-progress

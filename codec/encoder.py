@@ -1,0 +1,156 @@
+"""One image, many operating points: the analysis transform runs once per image.
+
+``y = g_a(x)`` does not depend on quality, only the gain that scales it does, so a rate search
+or an effort optimisation reuses it and pays per trial only for entropy coding, plus synthesis
+where a reconstruction is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import bitstream
+from .bitstream import Container
+from .effort import refine_latents
+from .entropy import encode_latents
+from .ratecontrol import Candidate, Target, TargetResult, psnr, search
+from .tiling import analyse, synthesize
+
+
+def to_uint8(x_hat: Tensor, height: int, width: int) -> np.ndarray:
+    """The decoder's output pixels: crop the padding, clamp, round to 8 bits, HxWx3."""
+    x = x_hat[0, :, :height, :width].clamp(0, 1).mul(255).round().to(torch.uint8)
+    return x.permute(1, 2, 0).cpu().numpy()
+
+
+@dataclass
+class Trial:
+    """One coded operating point: its file, and the decoded latents it reconstructs from."""
+
+    container: Container
+    data: bytes
+    y_hat: Tensor
+    inv_gain: Tensor
+
+
+class Analysis:
+    """An image after the analysis transform, ready to be coded at any quality and effort.
+
+    ``lm`` is a ``LoadedModel``; ``rate_of`` maps quality to the model's rate (and rejects bad
+    qualities); ``stride`` is the padding multiple; ``header`` holds further ``Container``
+    fields (layout, alpha, ICC profile, source). The analysis runs tile by tile
+    (codec/tiling.py), so a plain encode of any size has bounded memory.
+    """
+
+    def __init__(
+        self,
+        lm,
+        pixels: np.ndarray,
+        stride: int,
+        format_version: int,
+        rate_of: Callable[[float], float],
+        header: dict[str, Any] | None = None,
+    ):
+        self.lm, self.model, self.device = lm, lm.model, lm.device
+        self.hyper = lm.hyper(format_version)
+        self.format_version = format_version
+        self.rate_of = rate_of
+        self.pixels = pixels
+        self.height, self.width = pixels.shape[:2]
+        self.pad_bottom, self.pad_right = (-self.height) % stride, (-self.width) % stride
+        self.header = header or {}
+        self.banded = format_version >= 3
+        padded = (self.height + self.pad_bottom, self.width + self.pad_right)
+        self.latent = analyse(self.model, pixels, padded, self.device)
+
+    @cached_property
+    def x(self) -> Tensor:
+        """The whole padded image in [0, 1]: only effort needs it (made on first use)."""
+        # no_grad rather than inference_mode: effort needs it as a constant in autograd.
+        with torch.no_grad():
+            x = torch.from_numpy(self.pixels).to(self.device).permute(2, 0, 1)[None]
+            x = x.float().div_(255)
+            return F.pad(x, (0, self.pad_right, 0, self.pad_bottom), mode="replicate")
+
+    def trial(self, quality: float, iterations: int = 0) -> Trial:
+        """Code at ``quality``, optimising the latents for ``iterations`` steps first."""
+        rate = self.rate_of(quality)
+        rate_t = torch.tensor([rate], dtype=torch.float32, device=self.device)
+        with torch.no_grad():
+            gain, inv_gain = self.model.gains(rate_t)
+            y = self.latent * gain
+        if iterations:
+            lmbda = float(self.model.lmbda(rate_t)[0])
+            y = refine_latents(
+                self.model,
+                self.x,
+                y,
+                inv_gain,
+                lmbda,
+                iterations,
+                lambda v: self._true_loss(v, inv_gain, lmbda),
+                self.height,
+                self.width,
+            )
+        with torch.no_grad():
+            streams, z_shape, y_hat = encode_latents(self.model, self.hyper, y, self.banded)
+        c = Container(
+            width=self.width,
+            height=self.height,
+            quality=float(quality),
+            rate=rate,
+            model_id=self.lm.weights.model_id,
+            weights_hash=self.lm.weights.short_hash,
+            z_shape=z_shape,
+            streams=streams,
+            pad_bottom=self.pad_bottom,
+            pad_right=self.pad_right,
+            version=self.format_version,
+            **self.header,
+        )
+        return Trial(container=c, data=bitstream.pack(c), y_hat=y_hat, inv_gain=inv_gain)
+
+    def reconstruction(self, trial: Trial) -> np.ndarray:
+        """The pixels the decoder will produce from ``trial``'s file."""
+        return synthesize(self.model, trial.y_hat, trial.inv_gain, self.height, self.width)
+
+    def _true_loss(self, y: Tensor, inv_gain: Tensor, lmbda: float) -> float:
+        """λ·255²·MSE + bpp of the file ``y`` codes to (stream bytes: the header is constant)."""
+        with torch.no_grad():
+            streams, _, y_hat = encode_latents(self.model, self.hyper, y, self.banded)
+            x_hat = self.model.g_s(y_hat * inv_gain)[..., : self.height, : self.width]
+            pixels = x_hat.clamp(0, 1).mul(255).round()
+            original = self.x[..., : self.height, : self.width].mul(255).round()
+            mse = (pixels - original).square().mean().item() / 255**2
+        bpp = 8 * sum(len(s) for s in streams) / (self.height * self.width)
+        return lmbda * 255**2 * mse + bpp
+
+    def search(
+        self, target: Target, iterations: int = 0
+    ) -> tuple[Trial, np.ndarray | None, TargetResult]:
+        """The trial that best meets ``target``, its reconstruction if one was made, the result.
+
+        With effort, the target is located with plain forward passes first, so that only a few
+        trials pay for the optimisation.
+        """
+
+        def evaluator(steps: int) -> Callable[[float], Candidate]:
+            def evaluate(quality: float) -> Candidate:
+                t = self.trial(quality, steps)
+                recon = self.reconstruction(t) if target.kind == "psnr" else None
+                score = psnr(self.pixels, recon) if recon is not None else None
+                return Candidate(quality, len(t.data), score, payload=(t, recon))
+
+            return evaluate
+
+        refine = evaluator(iterations) if iterations else None
+        best, result = search(evaluator(0), target, self.height * self.width, refine=refine)
+        trial, recon = best.payload
+        return trial, recon, result

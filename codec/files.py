@@ -1,0 +1,184 @@
+"""Which files a command works on and where each result goes: files, folders, globs, pipes.
+
+A folder is searched recursively and its tree is kept under the output folder; a quoted glob
+is expanded here (``**`` included), so it works the same in every shell; ``-`` is standard
+input or output. Everything is planned before any work starts, so a bad combination fails at
+once; outputs are written atomically and never replace a file without ``force``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+from .errors import CodecError
+
+STDIO = "-"
+
+
+@dataclass
+class Job:
+    """One input and where its output goes; ``error`` is set when the input cannot be used."""
+
+    src: str  # a path, or "-" for standard input
+    dst: str  # a path, or "-" for standard output
+    error: str | None = None
+
+    @property
+    def src_label(self) -> str:
+        return "<stdin>" if self.src == STDIO else self.src
+
+    @property
+    def dst_label(self) -> str:
+        return "<stdout>" if self.dst == STDIO else self.dst
+
+
+@lru_cache(maxsize=1)
+def image_suffixes() -> frozenset[str]:
+    """File name suffixes of the image formats Pillow can open here."""
+    from PIL import Image
+
+    exts = Image.registered_extensions()
+    return frozenset(ext for ext, fmt in exts.items() if fmt in Image.OPEN)
+
+
+def _is_glob(pattern: str) -> bool:
+    return glob.has_magic(pattern)
+
+
+def _walk(folder: Path, accept: Callable[[Path], bool]) -> list[Path]:
+    """Accepted files under ``folder``, sorted, skipping hidden files and folders."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(root) / f for f in sorted(files) if not f.startswith(".")]
+    return [p for p in found if accept(p)]
+
+
+def plan(
+    inputs: tuple[str, ...] | list[str],
+    output: str | None,
+    suffix: str,
+    accept: Callable[[Path], bool],
+) -> list[Job]:
+    """Expand ``inputs`` (files, folders, globs or ``-``) into jobs with their outputs.
+
+    ``output`` is a file (one input), ``-`` (standard output, one input), or a folder: an
+    existing one, one named with a trailing slash, or any when an input is a folder (created
+    as needed). Without ``output``, each result goes beside its input with ``suffix``.
+    """
+    if STDIO in inputs:
+        if len(inputs) != 1:
+            raise CodecError("standard input (-) cannot be mixed with other inputs")
+        if output is not None and output != STDIO and Path(output).is_dir():
+            raise CodecError("reading standard input needs -o FILE or -o -")
+        return [Job(STDIO, output or STDIO)]
+    entries: list[tuple[str, Path | None, str | None]] = []  # (path, path in its folder, error)
+    has_folder = False
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            has_folder = True
+            files = _walk(path, accept)
+            if not files:
+                entries.append((item, None, f"no {suffix_kind(suffix)} files in {item}"))
+            entries += [(str(p), p.relative_to(path), None) for p in files]
+        elif path.is_file():
+            entries.append((item, None, None))
+        elif _is_glob(item):
+            matches = sorted(
+                m for m in glob.glob(item, recursive=True) if Path(m).is_file() and accept(Path(m))
+            )
+            if not matches:
+                entries.append((item, None, f"no {suffix_kind(suffix)} files match {item}"))
+            entries += [(m, None, None) for m in matches]
+        else:
+            entries.append((item, None, f"no such file: {item}"))
+    single = len(entries) == 1 and not has_folder and not _is_glob(inputs[0])
+    jobs = [
+        Job(src, _destination(src, rel, output, suffix, single), err) for src, rel, err in entries
+    ]
+    if output is not None and output != STDIO and not single:
+        _check_folder(output, create_ok=has_folder)
+    _check_collisions(jobs)
+    return jobs
+
+
+def suffix_kind(suffix: str) -> str:
+    return "image" if suffix == ".lcz" else "lcodec (.lcz)"
+
+
+def _destination(src: str, rel: Path | None, output: str | None, suffix: str, single: bool) -> str:
+    if output is None:
+        return str(Path(src).with_suffix(suffix))
+    if output == STDIO:
+        if not single:
+            raise CodecError("-o - (standard output) takes a single input")
+        return STDIO
+    if single and not Path(output).is_dir() and not output.endswith(("/", os.sep)):
+        return output
+    name = rel if rel is not None else Path(Path(src).name)
+    return str(Path(output) / name.with_suffix(suffix))
+
+
+def _check_folder(out: str, create_ok: bool) -> None:
+    if Path(out).is_dir() or create_ok or out.endswith(("/", os.sep)):
+        return
+    raise CodecError(f"with several inputs, -o must be an existing folder: {out}")
+
+
+def _check_collisions(jobs: list[Job]) -> None:
+    sources = {os.path.realpath(j.src) for j in jobs}
+    seen: dict[str, str] = {}
+    for j in jobs:
+        if j.dst == STDIO or j.error:
+            continue
+        key = os.path.realpath(j.dst)
+        if key in sources:
+            raise CodecError(f"{j.dst} is also an input: inputs are never overwritten")
+        if key in seen:
+            raise CodecError(f"{seen[key]} and {j.src} would both write {j.dst}")
+        seen[key] = j.src
+
+
+def read_input(job: Job) -> bytes:
+    """The input's bytes (standard input for ``-``)."""
+    if job.src == STDIO:
+        return sys.stdin.buffer.read()
+    path = Path(job.src)
+    if not path.is_file():
+        raise CodecError(f"no such file: {job.src}")
+    return path.read_bytes()
+
+
+def write_output(job: Job, data: bytes, force: bool) -> None:
+    """Write ``data`` to the job's output: standard output, or a file, atomically."""
+    if job.dst == STDIO:
+        out = sys.stdout.buffer
+        if out.isatty():
+            raise CodecError("refusing to write binary data to a terminal (use -o FILE)")
+        out.write(data)
+        out.flush()
+        return
+    write_atomic(Path(job.dst), data, force)
+
+
+def write_atomic(path: Path, data: bytes, force: bool) -> None:
+    """Write via a temporary file in the same folder, then rename: no half-written outputs."""
+    if path.exists() and not force:
+        raise CodecError(f"{path} exists (use --force to overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,95 @@
+"""Analysis and synthesis tile by tile, so that memory stays bounded whatever the image size.
+
+Both transforms are convolutional: a latent depends only on pixels within the analysis
+transform's receptive field (four stride-2 5x5 layers: 61 px), and a pixel only on latents a few
+positions away. Each tile therefore runs with ``HALO`` pixels of real context on every side and
+keeps only its core; the result is the whole-image transform up to float rounding, without
+seams. Tiles are aligned to the 64-pixel padding grid, and an image that fits in one tile runs
+in a single call, exactly as without tiling.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+#: Core side of a tile in pixels (a multiple of 64): the memory/overhead trade-off.
+TILE = 768
+#: Context on each side of a tile's core, in pixels (a multiple of 16).
+HALO = 64
+#: Pixels per latent: the analysis transform has four stride-2 layers.
+DOWN = 16
+
+
+def spans(length: int, tile: int, align: int) -> list[tuple[int, int]]:
+    """Split ``range(length)`` into near-equal cores of at most ``tile``, aligned to ``align``."""
+    count = max(1, math.ceil(length / tile))
+    size = math.ceil(length / count / align) * align
+    return [(s, min(length, s + size)) for s in range(0, length, size)]
+
+
+def to_uint8(x: Tensor) -> np.ndarray:
+    """A (1, 3, H, W) tensor in [0, 1] as HxWx3 uint8; NaN (from a damaged file) becomes 0."""
+    x = torch.nan_to_num(x[0], nan=0.0).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+    return x.permute(1, 2, 0).cpu().numpy()
+
+
+def analyse(
+    model, pixels: np.ndarray, padded: tuple[int, int], device: torch.device, tile: int = 0
+) -> Tensor:
+    """``model.g_a`` of ``pixels`` (HxWx3 uint8) edge-padded to ``padded`` (height, width).
+
+    Returns the (1, M, height / 16, width / 16) latent; the padded image is never built.
+    """
+    tile = tile or TILE
+    height, width = pixels.shape[:2]
+    ph, pw = padded
+    y = None
+    for r0, r1 in spans(ph, tile, 64):
+        for c0, c1 in spans(pw, tile, 64):
+            a0, a1 = max(0, r0 - HALO), min(ph, r1 + HALO)
+            b0, b1 = max(0, c0 - HALO), min(pw, c1 + HALO)
+            rows = np.minimum(np.arange(a0, a1), height - 1)  # edge replication
+            cols = np.minimum(np.arange(b0, b1), width - 1)
+            patch = pixels[rows[:, None], cols[None, :]]
+            with torch.no_grad():
+                x = torch.from_numpy(patch).to(device).permute(2, 0, 1)[None].float().div_(255)
+                out = model.g_a(x)
+                del x
+            if y is None:
+                y = torch.empty((1, out.shape[1], ph // DOWN, pw // DOWN), device=device)
+            y[..., r0 // DOWN : r1 // DOWN, c0 // DOWN : c1 // DOWN] = out[
+                ...,
+                (r0 - a0) // DOWN : (r1 - a0) // DOWN,
+                (c0 - b0) // DOWN : (c1 - b0) // DOWN,
+            ]
+            del out
+    return y
+
+
+def synthesize(
+    model, y_hat: Tensor, inv_gain: Tensor, height: int, width: int, tile: int = 0
+) -> np.ndarray:
+    """``model.g_s(y_hat * inv_gain)`` cropped to ``height x width``, as HxWx3 uint8."""
+    tile = (tile or TILE) // DOWN
+    halo = HALO // DOWN
+    lh, lw = y_hat.shape[-2:]
+    out = np.empty((height, width, 3), np.uint8)
+    for r0, r1 in spans(lh, tile, 64 // DOWN):
+        for c0, c1 in spans(lw, tile, 64 // DOWN):
+            top, left = r0 * DOWN, c0 * DOWN
+            bottom, right = min(r1 * DOWN, height), min(c1 * DOWN, width)
+            if top >= bottom or left >= right:
+                continue  # the tile is all padding
+            a0, a1 = max(0, r0 - halo), min(lh, r1 + halo)
+            b0, b1 = max(0, c0 - halo), min(lw, c1 + halo)
+            with torch.no_grad():
+                x = model.g_s(y_hat[..., a0:a1, b0:b1] * inv_gain)
+                dy, dx = (r0 - a0) * DOWN, (c0 - b0) * DOWN
+                core = x[..., dy : dy + bottom - top, dx : dx + right - left]
+                out[top:bottom, left:right] = to_uint8(core)
+                del x, core
+    return out
