@@ -58,6 +58,7 @@ def export_checkpoint(
     path = out_dir / f"{name}.safetensors"
     tmp = path.with_suffix(".tmp")
     save_file(_shipped_state(model), str(tmp))
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     log = state.get("log", {})
     manifest = {
