@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 
 class UsageError(Exception):
@@ -32,3 +33,18 @@ def warn(prog: str, message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(f"{prog}: warning: {message}", file=sys.stderr)
+
+
+def image_paths(data: str, limit: int | None) -> tuple[Path, list[Path]]:
+    """The images a harness runs on, or a ``UsageError`` naming what is wrong with the folder."""
+    from .images import find_images
+
+    root = Path(data)
+    if not root.is_dir():
+        raise UsageError(f"data folder not found: {data}")
+    if limit is not None and limit < 1:
+        raise UsageError("--limit must be at least 1")
+    paths = find_images(root, limit)
+    if not paths:
+        raise UsageError(f"no PNG or JPEG images in {data}")
+    return root, paths

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .bdrate import bd_rate
-from .cli import Parser, UsageError, run
-from .images import find_images, image_name, load_rgb
+from .cli import Parser, UsageError, image_paths, run
+from .images import image_name, load_rgb
 from .jsonutil import write_json
 from .metrics import bpp, psnr
 
@@ -237,11 +237,7 @@ def target_summary(rows: list[dict]) -> dict:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    root = Path(args.data)
-    if not root.is_dir():
-        raise UsageError(f"data folder not found: {args.data}")
-    if args.limit is not None and args.limit < 1:
-        raise UsageError("--limit must be at least 1")
+    root, paths = image_paths(args.data, args.limit)
     if args.crop is not None and args.crop < 1:
         raise UsageError("--crop must be at least 1")
     efforts = sorted({int(v) for v in _floats(args.efforts, "--efforts")})
@@ -250,9 +246,6 @@ def _main(argv: Sequence[str] | None) -> int:
     qualities = sorted(_floats(args.qualities, "--qualities"))
     if not all(0 <= q <= 100 for q in qualities):
         raise UsageError("--qualities must be from 0 to 100")
-    paths = find_images(root, args.limit)
-    if not paths:
-        raise UsageError(f"no PNG or JPEG images in {args.data}")
 
     import torch
 

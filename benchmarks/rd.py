@@ -24,9 +24,9 @@ import numpy as np
 from . import anchors as anchors_mod
 from . import codecs as codecs_mod
 from .bdrate import bd_table, table_markdown
-from .cli import Parser, UsageError, run, warn
+from .cli import Parser, UsageError, image_paths, run, warn
 from .curves import Curve
-from .images import find_images, image_name, load_rgb
+from .images import image_name, load_rgb
 from .jsonutil import write_json
 from .metrics import MS_SSIM_MIN_SIDE, bpp, ms_ssim, ms_ssim_db, psnr
 
@@ -314,14 +314,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     names = parse_codecs(args.codecs)
     plan = quality_plan(names, args.qualities, args.points)
-    root = Path(args.data)
-    if not root.is_dir():
-        raise UsageError(f"data folder not found: {args.data}")
-    if args.limit is not None and args.limit < 1:
-        raise UsageError("--limit must be at least 1")
-    paths = find_images(root, args.limit)
-    if not paths:
-        raise UsageError(f"no PNG or JPEG images in {args.data}")
+    root, paths = image_paths(args.data, args.limit)
     images = [{"image": image_name(p, root), **_size(p)} for p in paths]
     if args.anchor_codec is None:
         args.anchor_codec = "jpeg" if "jpeg" in names else names[0]

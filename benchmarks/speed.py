@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli import Parser, UsageError, run
-from .images import find_images, image_name, load_rgb
+from .cli import Parser, UsageError, image_paths, run
+from .images import image_name, load_rgb
 from .jsonutil import write_json
 
 PROG = "python -m benchmarks.speed"
@@ -178,14 +178,7 @@ def summarize(images: list[dict]) -> dict:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    root = Path(args.data)
-    if not root.is_dir():
-        raise UsageError(f"data folder not found: {args.data}")
-    if args.limit is not None and args.limit < 1:
-        raise UsageError("--limit must be at least 1")
-    paths = find_images(root, args.limit)
-    if not paths:
-        raise UsageError(f"no PNG or JPEG images in {args.data}")
+    root, paths = image_paths(args.data, args.limit)
     if args.repeats < 1:
         raise UsageError("--repeats must be at least 1")
     if not 0 <= args.quality <= 100:
