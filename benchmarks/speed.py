@@ -205,10 +205,13 @@ def _main(argv: Sequence[str] | None) -> int:
 
     from tqdm import tqdm
 
+    # The reference runs CompressAI's own layers (lcodec swaps in faster inference forms).
+    from codec.zoo import load_network
+
     from .memory import describe
     from .reference import ReferenceCoder, model_device
 
-    model = lm.model
+    model = load_network(lm.weights, lm.device)
     device = model_device(model)
     rate = quality_to_rate(codec, args.quality, model.levels)
     coder = ReferenceCoder(model, rate)

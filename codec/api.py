@@ -21,6 +21,7 @@ from .entropy import Hyper, decode_latents, float_hyper
 from .errors import CodecError
 from .exact import ExactHyperSynthesis
 from .image import Picture, decode_alpha, decoded_picture, encode_alpha, read_image
+from .layers import for_inference
 from .ratecontrol import TargetResult, parse_target
 from .tiling import synthesize
 from .zoo import Weights, find_weights, load_network
@@ -81,6 +82,8 @@ def load_model(weights: str | None = None, device: str | torch.device | None = N
     with _cache_lock:
         if key not in _cache:
             model = load_network(w, dev)
+            model.g_a, model.g_s = for_inference(model.g_a), for_inference(model.g_s)
+            model.h_a = for_inference(model.h_a)
             exact = ExactHyperSynthesis(model, dev)
             _cache[key] = LoadedModel(weights=w, model=model, device=dev, exact=exact)
         return _cache[key]

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .errors import CodecError
+from .rans import symbol_coder
 
 Hyper = Callable[[Tensor], "tuple[Tensor, Tensor]"]
 
@@ -87,21 +88,31 @@ def encode_latents(
     del z
     z_hat = model.entropy_bottleneck.decompress(z_strings, z_shape)
     rows, cols = y.shape[-2:]
+    coder = symbol_coder(model.gaussian_conditional)
     if not banded:
         indexes, means = hyper(z_hat)
-        y_strings = model.gaussian_conditional.compress(y, indexes, means=means)
-        # What the decoder will reconstruct: the symbols CompressAI codes are round(y - means).
-        y_hat = torch.round(y - means) + means
-        return [z_strings[0], y_strings[0]], z_shape, y_hat
+        stream, y_hat = _encode_band(coder, y, indexes, means)
+        return [z_strings[0], stream], z_shape, y_hat
     streams = [z_strings[0]]
     y_hat = torch.empty_like(y)
     for r0, r1 in bands(rows, band_count(rows, cols, y.shape[1])):
         indexes, means = band_hyper(hyper, z_hat, r0, r1)
-        band = y[..., r0:r1, :]
-        streams.append(model.gaussian_conditional.compress(band, indexes, means=means)[0])
-        y_hat[..., r0:r1, :] = torch.round(band - means) + means
+        stream, y_hat[..., r0:r1, :] = _encode_band(coder, y[..., r0:r1, :], indexes, means)
+        streams.append(stream)
         del indexes, means
     return streams, z_shape, y_hat
+
+
+def _encode_band(coder, y: Tensor, indexes: Tensor, means: Tensor) -> tuple[bytes, Tensor]:
+    """One y stream, and what the decoder will reconstruct from it: CompressAI's symbols are
+    ``round(y - means)``, its decoded latents the symbols plus the means."""
+    symbols = torch.round(y - means)
+    return coder.encode(symbols, indexes), symbols + means
+
+
+def _decode_band(coder, stream: bytes, indexes: Tensor, means: Tensor) -> Tensor:
+    symbols = coder.decode(safe_stream(stream, indexes.numel()), indexes)
+    return symbols.to(means.device, means.dtype) + means
 
 
 def safe_stream(stream: bytes, symbols: int) -> bytes:
@@ -149,13 +160,13 @@ def decode_latents(
     z_stream = safe_stream(streams[0], eb._quantized_cdf.shape[0] * zh * zw)
     z_hat = eb.decompress([z_stream], z_shape)
     del z_stream
+    coder = symbol_coder(gc)
     if not banded:
         indexes, means = hyper(z_hat)
-        return gc.decompress([safe_stream(streams[1], indexes.numel())], indexes, means=means)
+        return _decode_band(coder, streams[1], indexes, means)
     y_hat = torch.empty((1, model.M, rows, cols), device=z_hat.device)
     for (r0, r1), stream in zip(spans, streams[1:]):
         indexes, means = band_hyper(hyper, z_hat, r0, r1)
-        band = gc.decompress([safe_stream(stream, indexes.numel())], indexes, means=means)
-        y_hat[..., r0:r1, :] = band
-        del indexes, means, band
+        y_hat[..., r0:r1, :] = _decode_band(coder, stream, indexes, means)
+        del indexes, means
     return y_hat

@@ -38,9 +38,22 @@ def _layer_spec(layer: nn.Module) -> dict:
     w = layer.weight.detach().to("cpu", torch.float64)
     b = layer.bias.detach().to("cpu", torch.float64)
     shift = WEIGHT_BITS - math.ceil(math.log2(w.abs().max().item() + 1e-30))
+    transposed = isinstance(layer, nn.ConvTranspose2d)
+    weight = torch.round(w * 2.0**shift)
+    if transposed:  # (Cin, Cout, k, k); out[s*i - p + k] += in[i] * w[k]
+        if layer.stride[0] != 2 or layer.kernel_size[0] + layer.output_padding[0] != (
+            2 * layer.padding[0] + 2
+        ):
+            raise ValueError("exact path: transposed convolutions must double the size")
+        taps = weight.permute(2, 3, 0, 1)
+    else:  # (Cout, Cin, k, k)
+        if layer.stride[0] != 1 or layer.kernel_size[0] != 2 * layer.padding[0] + 1:
+            raise ValueError("exact path: convolutions must keep the size")
+        taps = weight.permute(2, 3, 1, 0)
     return {
-        "transposed": isinstance(layer, nn.ConvTranspose2d),
-        "weight": torch.round(w * 2.0**shift),
+        "transposed": transposed,
+        "weight": weight,
+        "taps": taps.contiguous(),  # (k, k, Cin, Cout): one matrix per kernel tap
         "bias": torch.round(b * 2.0 ** (shift + ACT_BITS)),
         "shift": shift,
         "stride": layer.stride,
@@ -60,7 +73,7 @@ class ExactHyperSynthesis:
         self.device = torch.device(device)
         self.layers = [_layer_spec(m) for m in layers]
         for spec in self.layers:
-            spec["weight"] = spec["weight"].to(self.device)
+            spec["taps"] = spec["taps"].to(self.device)
             spec["bias"] = spec["bias"].to(self.device)
         eb = model.entropy_bottleneck
         medians = eb.quantiles.detach()[:, 0, 1].to("cpu", torch.float64)
@@ -72,28 +85,21 @@ class ExactHyperSynthesis:
         self.M = model.M
 
     def _conv(self, x: Tensor, spec: dict, split: int = 1) -> Tensor:
-        """Integer accumulation; ``split`` sums input-channel groups separately (tests use it)."""
-        w = spec["weight"]
+        """Integer accumulation over channels-last ``x`` (N, H, W, C): one matrix product per
+        kernel tap. ``split`` sums input-channel groups separately (tests use it)."""
+        groups = [slice(None)] if split == 1 else torch.arange(x.shape[-1]).chunk(split)
         parts = []
-        for idx in torch.arange(x.shape[1]).chunk(split):
-            idx = idx.to(x.device)
+        for idx in groups:
+            idx = idx if isinstance(idx, slice) else idx.to(x.device)
+            taps = spec["taps"][:, :, idx]
             if spec["transposed"]:
-                parts.append(
-                    F.conv_transpose2d(
-                        x[:, idx],
-                        w[idx],
-                        None,
-                        spec["stride"],
-                        spec["padding"],
-                        spec["output_padding"],
-                    )
-                )
+                parts.append(_transposed_taps(x[..., idx], taps, spec))
             else:
-                parts.append(F.conv2d(x[:, idx], w[:, idx], None, spec["stride"], spec["padding"]))
+                parts.append(_conv_taps(x[..., idx], taps, spec["padding"][0]))
         acc = parts[-1]
         for p in reversed(parts[:-1]):  # another order than plain summation
             acc = acc + p
-        return acc + spec["bias"][None, :, None, None]
+        return acc + spec["bias"]
 
     @staticmethod
     def _rescale(acc: Tensor, shift: int, leaky: bool) -> Tensor:
@@ -106,11 +112,10 @@ class ExactHyperSynthesis:
     def integer_params(self, z_symbols: Tensor, split: int = 1) -> Tensor:
         """Integer output (scales then means, ``2**ACT_BITS`` per unit) from ``z`` symbols."""
         x = z_symbols.to(self.device, torch.float64) * 2.0**ACT_BITS
-        x = x + self.median_int[None, :, None, None]
-        with torch.backends.cudnn.flags(enabled=False):  # no FFT or Winograd algorithms
-            for i, spec in enumerate(self.layers):
-                x = self._rescale(self._conv(x, spec, split), spec["shift"], leaky=i < 2)
-        return x
+        x = (x + self.median_int[None, :, None, None]).permute(0, 2, 3, 1)
+        for i, spec in enumerate(self.layers):
+            x = self._rescale(self._conv(x, spec, split), spec["shift"], leaky=i < 2)
+        return x.permute(0, 3, 1, 2)
 
     def symbols_from_z_hat(self, z_hat: Tensor) -> Tensor:
         """Recover the integer ``z`` symbols from CompressAI's dequantized ``z_hat``."""
@@ -125,3 +130,38 @@ class ExactHyperSynthesis:
         indexes = torch.bucketize(scales, self.thresholds).to(torch.int32)
         means = (means * 2.0**-ACT_BITS).to(torch.float32)
         return indexes.to(z_hat.device), means.to(z_hat.device)
+
+
+def _conv_taps(x: Tensor, taps: Tensor, pad: int) -> Tensor:
+    """Stride-1 'same' convolution of (N, H, W, Cin) as a sum of per-tap matrix products."""
+    n, h, w, cin = x.shape
+    k = taps.shape[0]
+    xp = F.pad(x, (0, 0, pad, pad, pad, pad))
+    acc = x.new_zeros(n * h * w, taps.shape[-1])
+    for i in range(k):
+        for j in range(k):
+            acc.addmm_(xp[:, i : i + h, j : j + w].reshape(-1, cin), taps[i, j])
+    return acc.reshape(n, h, w, -1)
+
+
+def _transposed_taps(x: Tensor, taps: Tensor, spec: dict) -> Tensor:
+    """Stride-2 transposed convolution of (N, H, W, Cin) that doubles the size, per output phase.
+
+    Output row ``2q + a`` gathers input rows ``q + d`` through kernel row ``a + p - 2d``: each
+    of the four phases is a small stride-1 convolution over the input padded by one.
+    """
+    n, h, w, cin = x.shape
+    k, p = taps.shape[0], spec["padding"][0]
+    xp = F.pad(x, (0, 0, 1, 1, 1, 1))
+    out = x.new_empty(n, h, 2, w, 2, taps.shape[-1])
+    for a in (0, 1):
+        for b in (0, 1):
+            acc = x.new_zeros(n * h * w, taps.shape[-1])
+            for di in (-1, 0, 1):
+                for dj in (-1, 0, 1):
+                    ki, kj = a + p - 2 * di, b + p - 2 * dj
+                    if 0 <= ki < k and 0 <= kj < k:
+                        rows = xp[:, 1 + di : 1 + di + h, 1 + dj : 1 + dj + w]
+                        acc.addmm_(rows.reshape(-1, cin), taps[ki, kj])
+            out[:, :, a, :, b] = acc.reshape(n, h, w, -1)
+    return out.reshape(n, 2 * h, 2 * w, -1)

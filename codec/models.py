@@ -93,3 +93,23 @@ def build_model(architecture: str, N: int, M: int, lambdas: tuple[float, ...]) -
     if architecture != ARCHITECTURE:
         raise ValueError(f"unknown architecture {architecture!r}")
     return GainedMeanScaleHyperprior(N=N, M=M, lambdas=lambdas)
+
+
+def remap_ladder(table: Tensor, src: tuple[float, ...], dst: tuple[float, ...]) -> Tensor:
+    """Carry a per-level gain table onto another lambda ladder.
+
+    Gains are close to linear in log-lambda, so new rungs start from the line through the nearest
+    two trained ones (interpolated inside the old ladder, extrapolated outside it). This lets a run
+    widen its rate range without losing what the old rungs learned.
+    """
+    xs = torch.log(torch.tensor(src, dtype=torch.float64))
+    rows = []
+    for lam in dst:
+        x = math.log(lam)
+        hi = int(
+            torch.searchsorted(xs, torch.tensor(x, dtype=torch.float64)).clamp(1, len(src) - 1)
+        )
+        lo = hi - 1
+        t = (x - float(xs[lo])) / float(xs[hi] - xs[lo])
+        rows.append(table[lo] * (1 - t) + table[hi] * t)
+    return torch.stack(rows).to(table.dtype)

@@ -52,11 +52,20 @@ def analyse(
         for c0, c1 in spans(pw, tile, 64):
             a0, a1 = max(0, r0 - HALO), min(ph, r1 + HALO)
             b0, b1 = max(0, c0 - HALO), min(pw, c1 + HALO)
-            rows = np.minimum(np.arange(a0, a1), height - 1)  # edge replication
-            cols = np.minimum(np.arange(b0, b1), width - 1)
-            patch = pixels[rows[:, None], cols[None, :]]
+            if a1 <= height and b1 <= width:
+                patch = pixels[a0:a1, b0:b1]
+            else:
+                rows = np.minimum(np.arange(a0, a1), height - 1)  # edge replication
+                cols = np.minimum(np.arange(b0, b1), width - 1)
+                patch = pixels[rows[:, None], cols[None, :]]
             with torch.no_grad():
-                x = torch.from_numpy(patch).to(device).permute(2, 0, 1)[None].float().div_(255)
+                x = (
+                    torch.from_numpy(np.ascontiguousarray(patch))
+                    .to(device)
+                    .permute(2, 0, 1)[None]
+                    .float()
+                    .div_(255)
+                )
                 out = model.g_a(x)
                 del x
             if y is None:

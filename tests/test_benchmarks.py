@@ -246,3 +246,30 @@ def test_speed_errors_are_one_line(tmp_path, capsys):
     assert speed.main(["--data", str(tmp_path / "missing"), "--json", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip()
     assert "data folder not found" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.skipif(not lcodec_available(), reason="codec.compress is not available")
+def test_train_speed_times_both_loops(data_dir, tmp_path, torch_one_thread):
+    from benchmarks import train_speed
+
+    out = tmp_path / "train_speed.json"
+    args = ["--data", str(data_dir), "--json", str(out), "--batch", "2", "--crop", "64"]
+    assert train_speed.main([*args, "--steps", "2", "--warmup", "1", "--threads", "1"]) == 0
+    report = json.loads(out.read_text())
+    assert report["batch"] == 2 and report["crop"] == 64 and report["images"] == len(SIZES)
+    assert set(report["results"]) == {"compressai", "lcodec", "lcodec-channels-last"}
+    for r in report["results"].values():
+        assert r["step_s_mean"] >= r["step_s_min"] > 0
+        assert r["steps_per_s"] == pytest.approx(1 / r["step_s_mean"])
+        assert r["megapixels_per_s"] == pytest.approx(2 * 64 * 64 / 1e6 / r["step_s_mean"])
+    assert report["results"]["compressai"]["speedup_vs_compressai"] == pytest.approx(1.0)
+
+
+def test_train_speed_errors_are_one_line(data_dir, tmp_path, capsys):
+    from benchmarks import train_speed
+
+    args = ["--data", str(data_dir), "--json", str(tmp_path / "t.json")]
+    assert train_speed.main([*args, "--variants", "nope"]) == 2
+    assert train_speed.main([*args, "--crop", "100"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "unknown variant 'nope'" in err[0] and "multiple of 64" in err[1]

@@ -1,6 +1,7 @@
 """Training end to end on a tiny model: steps, checkpoint, resume, export, reload, DDP."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from PIL import Image
 
 import codec
 from codec.cli import main
+from codec.models import ARCHITECTURE, build_model
 from codec.train import TrainConfig, train
 from codec.train.export import export_checkpoint
 
@@ -159,3 +161,21 @@ def test_time_budget_ends_early_and_init_from_weights(data_dir, tmp_path):
     state = torch.load(train(cfg, progress=False), weights_only=False)
     assert cfg.warmup <= state["step"] < 100000
     assert state["log"]["wall_s"] >= 1.0
+
+
+def test_init_from_carries_gains_onto_a_wider_ladder(data_dir, tmp_path):
+    from codec.train.loop import load_initial_weights
+
+    ckpt = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "a"), steps=1, **TINY), False)
+    old = torch.load(ckpt, weights_only=False)
+    src = tuple(old["config"]["lambdas"])
+    wider = (src[0] / 4,) + src
+    model = build_model(ARCHITECTURE, TINY["N"], TINY["M"], wider)
+    load_initial_weights(model, str(ckpt))
+    assert model.log_gain.shape[0] == len(wider)
+    assert torch.equal(model.log_gain[1:], old["model"]["log_gain"])
+    assert torch.equal(model.log_inv_gain[1:], old["model"]["log_inv_gain"])
+    # The new lowest rung continues the line through the two trained ones below it.
+    g0, g1 = old["model"]["log_gain"][:2]
+    reach = math.log(src[0] / wider[0]) / math.log(src[1] / src[0])
+    assert torch.allclose(model.log_gain[0], g0 + (g0 - g1) * reach, atol=1e-5)

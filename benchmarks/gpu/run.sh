@@ -2,8 +2,8 @@
 # Runs on a lent GPU machine, from the repository root, after benchmarks/gpu/prepare.sh here.
 # Call through the device tool with carry [".whl", ".data"] and a timeout that covers BUDGET
 # plus about 4 minutes. Fine-tunes the shipped weights for BUDGET seconds, exports them, checks
-# cross-device decoding with them, runs the GPU tests and the GPU speed benchmark, and leaves
-# weights, logs and JSON figures in $OUT.
+# cross-device decoding with them, runs the GPU tests and the GPU speed benchmarks (coding and
+# training), and leaves weights, logs and JSON figures in $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/lcodec-gpu-out}
 BUDGET=${BUDGET:-420}
@@ -25,5 +25,7 @@ fi
 python3 -m benchmarks.cross_device --data .data/val --json "$OUT/cross_device.json" 2>&1 | tail -3
 python3 -m benchmarks.speed --data .data/val --device cuda --json "$OUT/speed_cuda.json" \
   --no-progress 2>&1 | tail -5
+python3 -m benchmarks.train_speed --data .data/train --device cuda --amp --batch 16 --crop 256 \
+  --steps 20 --json "$OUT/train_speed_cuda.json" 2>&1 | tail -5
 python3 -m pytest -q tests/test_gpu.py 2>&1 | tail -5 | tee "$OUT/gpu_tests.log"
 ls -la "$OUT"

@@ -25,8 +25,10 @@ class CropSampler:
     network. Images smaller than the crop are padded by reflection.
     """
 
-    def __init__(self, root: str | Path, crop: int, seed: int = 0, rank: int = 0):
-        paths = list_images(root)
+    def __init__(
+        self, root: str | Path, crop: int, seed: int = 0, rank: int = 0, limit: int | None = None
+    ):
+        paths = list_images(root)[:limit]
         if not paths:
             raise ValueError(f"no images found in {root}")
         self.paths = paths

@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from ..models import ARCHITECTURE, DEFAULT_LAMBDAS, build_model
+from ..models import ARCHITECTURE, DEFAULT_LAMBDAS, build_model, remap_ladder
 from .data import CropSampler
 
 
@@ -48,6 +48,7 @@ class TrainConfig:
     init_from: str | None = None
     time_budget: float = 0.0  # seconds; the schedule ends at whichever of steps or time is first
     amp: bool = False  # bf16 autocast for the transforms on CUDA; entropy models stay float32
+    compile: bool = False  # torch.compile the network (the checkpoint keeps the plain model)
     extra: dict = field(default_factory=dict)
 
 
@@ -65,14 +66,23 @@ def lr_at(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
 
 
 def load_initial_weights(model, path: str) -> None:
-    """Start from a checkpoint (``.pt``) or exported weights (``.safetensors``)."""
+    """Start from a checkpoint (``.pt``) or exported weights (``.safetensors``).
+
+    When the new run has another lambda ladder, the gain tables are carried over onto it.
+    """
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
         state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()}
+        manifest = Path(path).with_suffix(".json")
+        src = json.loads(manifest.read_text())["lambdas"] if manifest.exists() else None
     else:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        state = state.get("model", state)
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        state = ckpt.get("model", ckpt)
+        src = ckpt.get("config", {}).get("lambdas")
+    if src is not None and tuple(src) != tuple(model.lambdas):
+        for key in ("log_gain", "log_inv_gain"):
+            state[key] = remap_ladder(state[key], tuple(src), tuple(model.lambdas))
     model.load_state_dict(state)
 
 
@@ -95,6 +105,28 @@ def split_parameters(model) -> tuple[list, list]:
     for name, p in model.named_parameters():
         (aux if name.endswith(".quantiles") else main).append(p)
     return main, aux
+
+
+def train_step(model, net, opt, aux_opt, x: torch.Tensor, clip: float, amp: bool) -> tuple:
+    """One optimisation step on batch ``x``, each crop at its own random rate.
+
+    ``net`` is ``model`` or its DDP wrapper. Returns loss, bpp, MSE and aux loss (tensors).
+    """
+    rate = torch.rand(x.shape[0], device=x.device) * (model.levels - 1)
+    with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = net(x, rate)
+    loss, bpp, mse = rd_loss(model, out, x, rate)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        params = [p for g in opt.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+    aux = model.aux_loss()
+    aux_opt.zero_grad(set_to_none=True)
+    aux.backward()
+    aux_opt.step()
+    return loss, bpp, mse, aux
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -161,6 +193,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
+    if cfg.compile:
+        net = torch.compile(net)
     sampler = CropSampler(cfg.data, cfg.crop, seed=cfg.seed + step, rank=rank)
     batch = max(1, cfg.batch // world)
 
@@ -177,19 +211,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         x = sampler.batch(batch).to(device, non_blocking=True)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        rate = torch.rand(batch, device=device) * (model.levels - 1)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            out_ = net(x, rate)
-        loss, bpp, mse = rd_loss(model, out_, x, rate)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.clip:
-            torch.nn.utils.clip_grad_norm_(main_params, cfg.clip)
-        opt.step()
-        aux = model.aux_loss()
-        aux_opt.zero_grad(set_to_none=True)
-        aux.backward()
-        aux_opt.step()
+        loss, bpp, mse, aux = train_step(model, net, opt, aux_opt, x, cfg.clip, amp)
         step += 1
         progress = _progress(step, cfg, wall_before + time.time() - t_start, world, device)
 

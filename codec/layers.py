@@ -1,0 +1,83 @@
+"""Inference forms of the transforms' layers: the same functions, arranged for speed.
+
+CompressAI's GDN re-derives its parameters on every call and makes four full-size passes over
+memory; at the first and last layers (128 channels at half the image's resolution) that is as
+slow as the convolution beside it. ``FastGDN`` caches the parameters and works in bands of
+pixels that stay in cache; per pixel it computes the same function. Convolutions run
+channels-last, the layout oneDNN and cuDNN are fastest in (about a third faster on CPU).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from compressai.layers import GDN
+from torch import Tensor, nn
+
+#: Pixels per band of FastGDN on CPU: 2 MB of activations at 128 channels (measured best).
+BAND_PIXELS = 4096
+
+
+class FastGDN(nn.Module):
+    """GDN / inverse GDN with frozen parameters, computed band by band on the CPU.
+
+    Under autograd (the encoder's latent optimisation) it takes the plain differentiable form.
+    """
+
+    def __init__(self, gdn: GDN):
+        super().__init__()
+        self.inverse = bool(gdn.inverse)
+        with torch.no_grad():
+            beta = gdn.beta_reparam(gdn.beta)
+            gamma = gdn.gamma_reparam(gdn.gamma)
+        channels = beta.numel()
+        self.register_buffer("beta", beta.detach().clone())
+        self.register_buffer("gamma", gamma.detach().reshape(channels, channels, 1, 1).clone())
+        # (C_in, C_out) so that a row of pixels times it is the 1x1 convolution.
+        self.register_buffer("gamma_t", gamma.detach().reshape(channels, channels).t().contiguous())
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            norm = F.conv2d(x * x, self.gamma, self.beta)
+            return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))
+        if x.device.type != "cpu" or not x.is_contiguous(memory_format=torch.channels_last):
+            norm = F.conv2d(x * x, self.gamma, self.beta)
+            norm = norm.sqrt_() if self.inverse else norm.rsqrt_()
+            return norm.mul_(x)
+        return self._banded(x)
+
+    def _banded(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        out = torch.empty_like(x)  # channels-last, like x
+        rows_in = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view: one row per pixel
+        rows_out = out.permute(0, 2, 3, 1).reshape(-1, c)
+        for start in range(0, rows_in.shape[0], BAND_PIXELS):
+            band = rows_in[start : start + BAND_PIXELS]
+            norm = torch.addmm(self.beta, band * band, self.gamma_t)
+            norm = norm.sqrt_() if self.inverse else norm.rsqrt_()
+            torch.mul(band, norm, out=rows_out[start : start + BAND_PIXELS])
+        return out
+
+
+def for_inference(transform: nn.Module) -> nn.Module:
+    """A copy of a transform with FastGDN layers, its convolutions in channels-last layout."""
+    fast = copy.deepcopy(transform)
+    for name, module in list(fast.named_modules()):
+        if isinstance(module, GDN):
+            parent = fast.get_submodule(name.rpartition(".")[0]) if "." in name else fast
+            setattr(parent, name.rpartition(".")[2], FastGDN(module))
+    fast = fast.to(memory_format=torch.channels_last)
+    return ChannelsLast(fast)
+
+
+class ChannelsLast(nn.Module):
+    """Runs the wrapped transform on a channels-last copy of its input."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inner(x.contiguous(memory_format=torch.channels_last))

@@ -1,0 +1,108 @@
+"""The inference forms of the network compute what CompressAI's layers compute."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from compressai.layers import GDN
+
+import codec
+from codec.exact import _conv_taps, _transposed_taps
+from codec.layers import FastGDN, for_inference
+from codec.models import remap_ladder
+from codec.rans import SymbolCoder, symbol_coder
+from codec.zoo import find_weights, load_network
+
+
+@pytest.fixture(scope="module")
+def stock():
+    return load_network(find_weights())
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+def test_fast_gdn_matches_gdn(inverse):
+    torch.manual_seed(0)
+    gdn = GDN(16, inverse=inverse)
+    with torch.no_grad():
+        gdn.gamma.add_(0.05 * torch.rand_like(gdn.gamma))
+        gdn.beta.add_(0.1 * torch.rand_like(gdn.beta))
+    fast = FastGDN(gdn)
+    # Odd sizes so that the last band is partial.
+    x = torch.randn(2, 16, 37, 61)
+    with torch.no_grad():
+        want = gdn(x)
+        for layout in (torch.contiguous_format, torch.channels_last):
+            got = fast(x.contiguous(memory_format=layout))
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    # Under autograd (the encoder's latent optimisation) gradients flow as through GDN.
+    xa = x.clone().requires_grad_(True)
+    xb = x.clone().requires_grad_(True)
+    gdn(xa).square().sum().backward()
+    fast(xb).square().sum().backward()
+    torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_inference_transforms_match_compressai(stock):
+    lm = codec.load_model(device="cpu")
+    torch.manual_seed(1)
+    x = torch.rand(1, 3, 128, 192)
+    with torch.no_grad():
+        y_ref = stock.g_a(x)
+        y = lm.model.g_a(x)
+        torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=2e-4)
+        torch.testing.assert_close(lm.model.g_s(y_ref), stock.g_s(y_ref), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(lm.model.h_a(y_ref), stock.h_a(y_ref), rtol=1e-4, atol=2e-4)
+    assert any(isinstance(m, FastGDN) for m in lm.model.g_a.modules())
+    assert not any(isinstance(m, GDN) for m in lm.model.g_s.modules())
+    wrapped = for_inference(stock.g_s)
+    assert any(isinstance(m, GDN) for m in stock.g_s.modules()), "the original is left alone"
+    assert wrapped is not stock.g_s
+
+
+def test_symbol_coder_writes_compressai_streams(stock):
+    gc = stock.gaussian_conditional
+    torch.manual_seed(2)
+    y = torch.randn(1, 8, 6, 5) * 4
+    means = torch.randn(1, 8, 6, 5)
+    indexes = torch.randint(0, len(gc.scale_table), (1, 8, 6, 5), dtype=torch.int32)
+    want = gc.compress(y, indexes, means=means)[0]
+    coder = SymbolCoder(gc)
+    got = coder.encode(torch.round(y - means), indexes)
+    assert got == want
+    decoded = coder.decode(got, indexes)
+    assert decoded.dtype == torch.int32
+    assert torch.equal(decoded.float() + means, gc.decompress([want], indexes, means=means))
+    assert symbol_coder(gc) is symbol_coder(gc)
+
+
+def test_symbol_coder_follows_table_updates(stock):
+    gc = stock.gaussian_conditional
+    first = symbol_coder(gc)
+    gc.update_scale_table(gc.scale_table.clone(), force=True)
+    assert symbol_coder(gc) is not first
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_exact_tap_convolutions_equal_torch(transposed):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(-4096, 4096, (2, 7, 9, 6), generator=g).double()  # (N, H, W, Cin)
+    if transposed:
+        w = torch.randint(-(2**15), 2**15, (6, 5, 5, 5), generator=g).double()  # (Cin, Cout, k, k)
+        want = F.conv_transpose2d(x.permute(0, 3, 1, 2), w, None, 2, 2, 1)
+        spec = {"padding": (2, 2)}
+        got = _transposed_taps(x, w.permute(2, 3, 0, 1).contiguous(), spec)
+    else:
+        w = torch.randint(-(2**15), 2**15, (5, 6, 3, 3), generator=g).double()  # (Cout, Cin, k, k)
+        want = F.conv2d(x.permute(0, 3, 1, 2), w, None, 1, 1)
+        got = _conv_taps(x, w.permute(2, 3, 1, 0).contiguous(), 1)
+    assert torch.equal(got.permute(0, 3, 1, 2), want)
+
+
+def test_remap_ladder_keeps_old_rungs_and_extends_linearly():
+    table = torch.tensor([[0.0, 1.0], [1.0, 3.0], [2.0, 5.0]])
+    src = (1.0, 2.0, 4.0)
+    dst = (0.5, 1.0, 2.0**1.5, 4.0, 8.0)
+    out = remap_ladder(table, src, dst)
+    assert torch.allclose(out[1], table[0]) and torch.allclose(out[3], table[2])
+    assert torch.allclose(out[0], torch.tensor([-1.0, -1.0]))  # extrapolated below
+    assert torch.allclose(out[2], torch.tensor([1.5, 4.0]))  # halfway in log-lambda
+    assert torch.allclose(out[4], torch.tensor([3.0, 7.0]))  # extrapolated above
