@@ -286,7 +286,10 @@ def compare(reference, image):
 @click.option("--time-budget", default=0.0, help="Seconds: end the schedule early at this time.")
 @click.option("--amp", is_flag=True, help="bf16 autocast for the transforms on CUDA.")
 @click.option(
-    "--compile", "compile_", is_flag=True, help="torch.compile the network (3% faster on CPU)."
+    "--compile",
+    "compile_",
+    is_flag=True,
+    help="torch.compile the network: slower first step, faster after.",
 )
 def train_command(
     data,

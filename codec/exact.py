@@ -115,7 +115,7 @@ class ExactHyperSynthesis:
         x = (x + self.median_int[None, :, None, None]).permute(0, 2, 3, 1)
         for i, spec in enumerate(self.layers):
             x = self._rescale(self._conv(x, spec, split), spec["shift"], leaky=i < 2)
-        return x.permute(0, 3, 1, 2)
+        return x.permute(0, 3, 1, 2).contiguous()
 
     def symbols_from_z_hat(self, z_hat: Tensor) -> Tensor:
         """Recover the integer ``z`` symbols from CompressAI's dequantized ``z_hat``."""

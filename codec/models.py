@@ -20,8 +20,19 @@ with warnings.catch_warnings():  # compressai still uses torch.jit.script, depre
     warnings.simplefilter("ignore", FutureWarning)
     from compressai.models import MeanScaleHyperprior
 
-#: MSE lambdas of the rate ladder, low rate first (CompressAI's zoo values, qualities 1–7).
-DEFAULT_LAMBDAS: tuple[float, ...] = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932)
+#: MSE lambdas of the rate ladder, low rate first: CompressAI's zoo values (its qualities 1–7)
+#: with two lower rungs, so that quality 0 reaches about 0.15 bpp.
+DEFAULT_LAMBDAS: tuple[float, ...] = (
+    0.00045,
+    0.0009,
+    0.0018,
+    0.0035,
+    0.0067,
+    0.0130,
+    0.0250,
+    0.0483,
+    0.0932,
+)
 
 ARCHITECTURE = "msh-gain"
 

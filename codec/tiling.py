@@ -37,6 +37,11 @@ def to_uint8(x: Tensor) -> np.ndarray:
     return x.permute(1, 2, 0).cpu().numpy()
 
 
+def _writable(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when torch may wrap it, else a contiguous, writable copy."""
+    return a if a.flags.writeable and a.flags.c_contiguous else np.array(a)
+
+
 def analyse(
     model, pixels: np.ndarray, padded: tuple[int, int], device: torch.device, tile: int = 0
 ) -> Tensor:
@@ -60,7 +65,7 @@ def analyse(
                 patch = pixels[rows[:, None], cols[None, :]]
             with torch.no_grad():
                 x = (
-                    torch.from_numpy(np.ascontiguousarray(patch))
+                    torch.from_numpy(_writable(patch))
                     .to(device)
                     .permute(2, 0, 1)[None]
                     .float()

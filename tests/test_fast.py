@@ -106,3 +106,16 @@ def test_remap_ladder_keeps_old_rungs_and_extends_linearly():
     assert torch.allclose(out[0], torch.tensor([-1.0, -1.0]))  # extrapolated below
     assert torch.allclose(out[2], torch.tensor([1.5, 4.0]))  # halfway in log-lambda
     assert torch.allclose(out[4], torch.tensor([3.0, 7.0]))  # extrapolated above
+
+
+def test_coding_a_read_only_array_warns_nothing():
+    import warnings
+
+    import numpy as np
+
+    img = np.random.default_rng(4).integers(0, 256, (96, 80, 3), dtype=np.uint8)
+    img.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = codec.compress(img, quality=40)
+        assert codec.decompress(data).shape == img.shape

@@ -158,9 +158,17 @@ def test_time_budget_ends_early_and_init_from_weights(data_dir, tmp_path):
         init_from=str(weights),
         **TINY,
     )
-    state = torch.load(train(cfg, progress=False), weights_only=False)
+    ckpt2 = train(cfg, progress=False)
+    state = torch.load(ckpt2, weights_only=False)
     assert cfg.warmup <= state["step"] < 100000
     assert state["log"]["wall_s"] >= 1.0
+    # The exported manifest tells the whole history: the first run, then this one.
+    manifest = json.loads(
+        export_checkpoint(ckpt2, tmp_path / "w2", "tiny-2").with_suffix(".json").read_text()
+    )
+    assert [st["steps"] for st in manifest["stages"]] == [2, state["step"]]
+    assert manifest["total_steps"] == 2 + state["step"]
+    assert manifest["total_wall_s"] >= manifest["wall_s"] >= 1.0
 
 
 def test_init_from_carries_gains_onto_a_wider_ladder(data_dir, tmp_path):

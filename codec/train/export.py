@@ -75,14 +75,51 @@ def export_checkpoint(
         "data": {"folder": Path(cfg["data"]).name, "images": len(list_images(cfg["data"]))},
         "hardware": log.get("hardware", "unknown"),
         "wall_s": round(log.get("wall_s", 0.0), 1),
+        "stages": training_stages(state),
         "exported": datetime.date.today().isoformat(),
         "sha256": sha256_file(path),
     }
+    manifest["total_steps"] = sum(st["steps"] for st in manifest["stages"])
+    manifest["total_wall_s"] = round(sum(st["wall_s"] for st in manifest["stages"]), 1)
     _write_manifest(path, manifest)
     if val is not None:
         manifest["rd"] = measure_rd(path, val, qualities)
         _write_manifest(path, manifest)
     return path
+
+
+def training_stages(state: dict, depth: int = 0) -> list[dict]:
+    """This run and the runs it started from (``--init-from``), oldest first.
+
+    A run that continues another starts at step 0, so the history of the shipped weights is the
+    chain of its ancestors; each is read from its checkpoint or manifest while it still exists.
+    """
+    cfg, log = state["config"], state.get("log", {})
+    stage = {
+        "steps": state["step"],
+        "wall_s": round(log.get("wall_s", 0.0), 1),
+        "batch": cfg["batch"],
+        "crop": cfg["crop"],
+        "lr": cfg["lr"],
+        "rungs": len(cfg["lambdas"]),
+        "hardware": log.get("hardware", "unknown"),
+    }
+    source = cfg.get("init_from")
+    earlier: list[dict] = []
+    if source and depth < 16:
+        src = Path(source)
+        if src.suffix == ".safetensors" and src.with_suffix(".json").is_file():
+            prior = json.loads(src.with_suffix(".json").read_text())
+            earlier = prior.get("stages") or [
+                {k: prior.get(k) for k in ("steps", "wall_s", "batch", "crop", "lr", "hardware")}
+            ]
+        elif src.is_file():
+            earlier = training_stages(
+                torch.load(src, map_location="cpu", weights_only=False), depth + 1
+            )
+        else:
+            earlier = [{"from": src.name, "steps": 0, "wall_s": 0.0, "note": "source not found"}]
+    return earlier + [stage]
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:
