@@ -12,5 +12,5 @@ mkdir -p "$out"
   --anchors benchmarks/anchors/compressai_kodak.json
 "$py" -m benchmarks.cli_roundtrip --data "$data" --json "$out/cli_roundtrip.json" --quality 50
 "$py" -m benchmarks.determinism --data "$data" --json "$out/determinism.json" --limit 8
-"$py" -m benchmarks.speed --data "$data" --json "$out/speed_cpu.json" --device cpu --limit 4 \
+"$py" -m benchmarks.speed --data "$data" --json "$out/speed_cpu.json" --device cpu --limit 8 \
   --no-progress

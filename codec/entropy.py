@@ -1,7 +1,8 @@
 """Latents <-> symbols <-> bytes with CompressAI's rANS coder.
 
-The encoder decodes its own hyper-latent before predicting the entropy parameters, so both sides
-derive the probability tables from exactly the same ``z_hat``. Which table codes each latent is
+The encoder reconstructs its own hyper-latent exactly as the decoder will (symbols plus medians)
+before predicting the entropy parameters, so both sides derive the probability tables from the
+same ``z_hat``. Which table codes each latent is
 decided by a *hyper* function, ``z_hat -> (indexes, means)``: ``ExactHyperSynthesis`` (format
 versions 2 and 3, bit-exact on every device) or ``float_hyper`` (version 1 files).
 
@@ -83,10 +84,14 @@ def encode_latents(
     """Code the gained latent ``y``: returns the [z, y...] streams, z's shape and the decoded
     ``y``. ``banded`` (format version 3) codes y in bands of rows, one stream each."""
     z = model.h_a(y)
-    z_strings = model.entropy_bottleneck.compress(z)
+    eb = model.entropy_bottleneck
+    z_strings = eb.compress(z)
     z_shape = tuple(z.shape[-2:])
+    # What eb.decompress would give back, without decoding the stream just written: CompressAI
+    # codes the symbols round(z - medians) exactly and adds the medians back.
+    medians = eb.quantiles.detach()[:, 0, 1].view(1, -1, 1, 1).to(z.dtype)
+    z_hat = torch.round(z - medians) + medians
     del z
-    z_hat = model.entropy_bottleneck.decompress(z_strings, z_shape)
     rows, cols = y.shape[-2:]
     coder = symbol_coder(model.gaussian_conditional)
     if not banded:

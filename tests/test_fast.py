@@ -119,3 +119,23 @@ def test_coding_a_read_only_array_warns_nothing():
         warnings.simplefilter("error")
         data = codec.compress(img, quality=40)
         assert codec.decompress(data).shape == img.shape
+
+
+def test_encoder_hyper_latent_equals_the_decoded_one(stock):
+    """The encoder skips decoding its own z stream: symbols plus medians are what comes back,
+    out-of-range (escaped) symbols included."""
+    from codec.entropy import decode_latents, encode_latents
+
+    eb = stock.entropy_bottleneck
+    torch.manual_seed(5)
+    for scale in (0.5, 40.0):
+        z = torch.randn(1, stock.N, 5, 6) * scale
+        medians = eb.quantiles.detach()[:, 0, 1].view(1, -1, 1, 1)
+        decoded = eb.decompress(eb.compress(z), z.shape[-2:])
+        assert torch.equal(decoded, torch.round(z - medians) + medians)
+    # And the whole latent path still round-trips through the real decoder.
+    lm = codec.load_model(device="cpu")
+    y = torch.randn(1, stock.M, 8, 8) * 3
+    with torch.no_grad():
+        streams, z_shape, y_hat = encode_latents(lm.model, lm.exact, y, banded=True)
+    assert torch.equal(decode_latents(lm.model, lm.exact, streams, z_shape, banded=True), y_hat)
