@@ -6,7 +6,15 @@ import torch.nn.functional as F
 from compressai.layers import GDN
 
 import codec
-from codec.exact import _conv_taps, _transposed_taps
+from codec.exact import (
+    ACT_LIMIT,
+    WEIGHT_BITS,
+    _conv_taps,
+    _transposed_taps,
+    _winograd_taps,
+    winograd_filter,
+    winograd_is_exact,
+)
 from codec.layers import FastGDN, for_inference
 from codec.models import remap_ladder
 from codec.rans import SymbolCoder, symbol_coder
@@ -95,6 +103,30 @@ def test_exact_tap_convolutions_equal_torch(transposed):
         want = F.conv2d(x.permute(0, 3, 1, 2), w, None, 1, 1)
         got = _conv_taps(x, w.permute(2, 3, 1, 0).contiguous(), 1)
     assert torch.equal(got.permute(0, 3, 1, 2), want)
+
+
+@pytest.mark.parametrize("shape", [(7, 9), (8, 6), (1, 1), (2, 3)])
+def test_winograd_convolution_is_bit_identical(shape):
+    g = torch.Generator().manual_seed(4)
+    x = torch.randint(-4096, 4096, (2, *shape, 6), generator=g).double()
+    taps = torch.randint(-(2**15), 2**15, (3, 3, 6, 5), generator=g).double()
+    assert torch.equal(_winograd_taps(x, winograd_filter(taps)), _conv_taps(x, taps, 1))
+
+
+def test_winograd_is_exact_at_the_largest_values():
+    """Activations and weights at their limits, with signs that make the sums as large as can be."""
+    cin = 288  # the mean-scale hyperprior's last h_s layer
+    assert winograd_is_exact(cin) and not winograd_is_exact(1024)
+    sign = torch.tensor([1.0, -1.0]).repeat(4)
+    x = ACT_LIMIT * sign[:, None, None, None] * sign[None, :, None, None]  # checkerboard
+    x = x.expand(8, 8, 1, cin).permute(2, 0, 1, 3).contiguous().double()
+    taps = torch.full((3, 3, cin, 3), 2.0**WEIGHT_BITS)
+    taps[1, :] *= -1
+    taps[:, 1] *= -1
+    taps = taps.double()
+    want = _conv_taps(x, taps, 1)
+    assert want.abs().max() > 2**46  # the sums really are large
+    assert torch.equal(_winograd_taps(x, winograd_filter(taps)), want)
 
 
 def test_remap_ladder_keeps_old_rungs_and_extends_linearly():

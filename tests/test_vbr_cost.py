@@ -1,0 +1,79 @@
+"""The variable-rate cost harness: its interpolation, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks import vbr_cost
+
+CURVE = [(0.2, 26.0), (0.4, 28.0), (0.8, 30.0), (1.6, 32.0)]
+
+
+def test_rate_at_interpolates_in_log_rate():
+    assert vbr_cost.rate_at(CURVE, 28.0) == pytest.approx(0.4)
+    assert vbr_cost.rate_at(CURVE, 29.0) == pytest.approx(math.sqrt(0.4 * 0.8))
+    assert math.isnan(vbr_cost.rate_at(CURVE, 25.0))
+    assert math.isnan(vbr_cost.rate_at(CURVE, 32.5))
+
+
+def test_rate_at_ignores_points_that_do_not_raise_quality():
+    bumpy = [*CURVE, (1.0, 29.5)]  # more bits than (0.8, 30) for less PSNR: dropped
+    assert vbr_cost.rate_at(bumpy, 29.0) == pytest.approx(math.sqrt(0.4 * 0.8))
+
+
+def test_bd_rate_linear_reads_a_constant_rate_ratio():
+    costlier = [(r * 1.1, q) for r, q in CURVE]
+    anchor = [CURVE[1], CURVE[2]]  # two points are enough
+    assert vbr_cost.bd_rate_linear(anchor, costlier) == pytest.approx(10.0)
+    assert vbr_cost.bd_rate_linear(costlier, CURVE) == pytest.approx(100 / 1.1 - 100)
+    assert math.isnan(vbr_cost.bd_rate_linear([(1, 40.0), (2, 41.0)], CURVE))
+
+
+@pytest.fixture
+def photos(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(2):
+        coarse = (rng.random((12, 12, 3)) * 255).astype(np.uint8)
+        Image.fromarray(coarse).resize((80, 72), Image.BICUBIC).save(root / f"{i}.png")
+    return root
+
+
+def test_tiny_run_trains_three_models_and_reports(photos, tmp_path):
+    out = tmp_path / "report.json"
+    args = ["--data", str(photos), "--val", str(photos), "--out", str(tmp_path / "runs")]
+    args += ["--json", str(out), "--steps", "2", "--batch", "2", "--crop", "64", "--warmup", "1"]
+    args += ["--N", "16", "--M", "24", "--threads", "1", "--fixed", "0.0035,0.025"]
+    assert vbr_cost.main(args) == 0
+    report = json.loads(out.read_text())
+    assert report["val_images"] == 2 and report["recipe"]["steps"] == 2
+    assert report["vbr"]["train"]["steps"] == 2
+    assert [p["quality"] for p in report["vbr"]["curve"]] == pytest.approx(
+        [100 * i / 8 for i in range(9)]
+    )
+    assert [p["lambda"] for p in report["fixed"]] == [0.0035, 0.025]
+    for p in report["fixed"]:
+        assert p["train"]["steps"] == 2 and p["bpp"] > 0 and p["psnr"] > 0
+    for name in ("vbr", "fixed-0.0035", "fixed-0.025"):
+        manifest = tmp_path / "runs" / name / "export" / f"vbr-cost-{name}.json"
+        assert json.loads(manifest.read_text())["steps"] == 2
+    # A second call resumes the finished runs instead of training them again.
+    assert vbr_cost.main(args) == 0
+    assert json.loads(out.read_text())["vbr"]["train"]["steps"] == 2
+
+
+def test_bad_arguments_are_one_line(photos, tmp_path, capsys):
+    base = ["--data", str(photos), "--val", str(photos), "--out", str(tmp_path), "--json", "r"]
+    assert vbr_cost.main([*base, "--fixed", "a,b"]) == 2
+    assert vbr_cost.main([*base, "--crop", "100"]) == 2
+    assert vbr_cost.main(["--data", str(tmp_path / "no"), *base[2:]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3
+    assert "comma-separated numbers" in err[0] and "multiple of 64" in err[1]
+    assert "data folder not found" in err[2]
