@@ -2,10 +2,12 @@
 
 Trains (or resumes) three runs with the same recipe and step count: the variable-rate model on
 the full lambda ladder, and one fixed-lambda model per ``--fixed`` value (a one-rung ladder, so
-the same network and loss). Each is exported and coded for real on a validation folder. The
-cost is the extra rate the variable-rate model needs for the PSNR each fixed model reaches,
-read off its own curve (piecewise linear in log-rate), and its BD-rate over the span of the
-fixed points.
+the same network and loss). With ``--init-from`` all three continue from the same checkpoint,
+which measures what specialising a trained model to one rate would buy at that budget.
+
+Each is exported and coded for real on a validation folder. The cost is the extra rate the
+variable-rate model needs for the PSNR each fixed model reaches, read off its own curve
+(piecewise linear in log-rate), and its BD-rate over the span of the fixed points.
 
     python -m benchmarks.vbr_cost --data TRAIN --val VAL --out runs/vbr_cost --json OUT.json
 """
@@ -44,6 +46,11 @@ def build_parser() -> Parser:
     p.add_argument("--N", type=int, default=128, help="transform channels (default 128)")
     p.add_argument("--M", type=int, default=192, help="latent channels (default 192)")
     p.add_argument("--limit", type=int, default=None, help="validation images to use (all)")
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="start every run from this checkpoint or weights (default: from scratch)",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     return p
 
@@ -96,6 +103,7 @@ def train_run(args, name: str, lambdas: tuple[float, ...]) -> tuple[Path, dict]:
         lambdas=lambdas,
         threads=args.threads,
         ckpt_every=100,
+        init_from=args.init_from,
     )
     print(f"{name}: training {args.steps} steps on lambdas {list(lambdas)}", file=sys.stderr)
     ckpt = train(cfg)
@@ -128,6 +136,8 @@ def _main(argv: Sequence[str] | None) -> int:
         raise UsageError(f"--fixed must be comma-separated numbers, not {args.fixed!r}") from None
     if not fixed or any(v <= 0 for v in fixed):
         raise UsageError("--fixed needs at least one positive lambda")
+    if args.init_from and not Path(args.init_from).is_file():
+        raise UsageError(f"--init-from: no such file: {args.init_from}")
     if args.steps < 1 or args.batch < 1 or args.crop < 64 or args.crop % 64:
         raise UsageError("--steps >= 1, --batch >= 1, --crop a multiple of 64")
 
@@ -174,6 +184,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "recipe": {
             k: getattr(args, k) for k in ("steps", "batch", "crop", "lr", "warmup", "N", "M")
         },
+        "init_from": Path(args.init_from).name if args.init_from else None,
         "threads": torch.get_num_threads(),
         "train_images": len(image_paths(args.data, None)[1]),
         "val_images": len(images),

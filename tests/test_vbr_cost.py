@@ -66,6 +66,13 @@ def test_tiny_run_trains_three_models_and_reports(photos, tmp_path):
     # A second call resumes the finished runs instead of training them again.
     assert vbr_cost.main(args) == 0
     assert json.loads(out.read_text())["vbr"]["train"]["steps"] == 2
+    # From a common start: every run continues the same checkpoint, each its own ladder.
+    start = tmp_path / "runs" / "vbr" / "checkpoint.pt"
+    args[args.index("--out") + 1] = str(tmp_path / "again")
+    assert vbr_cost.main([*args, "--init-from", str(start)]) == 0
+    assert json.loads(out.read_text())["init_from"] == "checkpoint.pt"
+    manifest = tmp_path / "again" / "fixed-0.025" / "export" / "vbr-cost-fixed-0.025.json"
+    assert [st["rungs"] for st in json.loads(manifest.read_text())["stages"]] == [9, 1]
 
 
 def test_bad_arguments_are_one_line(photos, tmp_path, capsys):
@@ -73,7 +80,7 @@ def test_bad_arguments_are_one_line(photos, tmp_path, capsys):
     assert vbr_cost.main([*base, "--fixed", "a,b"]) == 2
     assert vbr_cost.main([*base, "--crop", "100"]) == 2
     assert vbr_cost.main(["--data", str(tmp_path / "no"), *base[2:]]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3
+    assert vbr_cost.main([*base, "--init-from", str(tmp_path / "none.pt")]) == 2
+    assert len(err := capsys.readouterr().err.strip().splitlines()) == 4
     assert "comma-separated numbers" in err[0] and "multiple of 64" in err[1]
-    assert "data folder not found" in err[2]
+    assert "data folder not found" in err[2] and "no such file" in err[3]
