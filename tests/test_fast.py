@@ -49,6 +49,28 @@ def test_fast_gdn_matches_gdn(inverse):
     torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-4, atol=1e-5)
 
 
+def test_fast_gdn_in_place_overwrites_only_its_input():
+    torch.manual_seed(0)
+    gdn = GDN(8)
+    x = torch.randn(1, 8, 33, 70).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        want = FastGDN(gdn)(x)
+        assert not torch.equal(want, x)
+        got = FastGDN(gdn, inplace=True)(x)
+    assert got.data_ptr() == x.data_ptr() and torch.equal(got, want)
+
+
+def test_inference_transforms_leave_their_input_alone(stock):
+    fast = for_inference(stock.g_a)
+    gdns = [m for m in fast.modules() if isinstance(m, FastGDN)]
+    assert len(gdns) == 3 and all(m.inplace for m in gdns)  # each right after a convolution
+    x = torch.rand(1, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    before = x.clone()
+    with torch.no_grad():
+        fast(x)
+    assert torch.equal(x, before)
+
+
 def test_inference_transforms_match_compressai(stock):
     lm = codec.load_model(device="cpu")
     torch.manual_seed(1)
