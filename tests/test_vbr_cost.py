@@ -26,14 +26,6 @@ def test_rate_at_ignores_points_that_do_not_raise_quality():
     assert vbr_cost.rate_at(bumpy, 29.0) == pytest.approx(math.sqrt(0.4 * 0.8))
 
 
-def test_bd_rate_linear_reads_a_constant_rate_ratio():
-    costlier = [(r * 1.1, q) for r, q in CURVE]
-    anchor = [CURVE[1], CURVE[2]]  # two points are enough
-    assert vbr_cost.bd_rate_linear(anchor, costlier) == pytest.approx(10.0)
-    assert vbr_cost.bd_rate_linear(costlier, CURVE) == pytest.approx(100 / 1.1 - 100)
-    assert math.isnan(vbr_cost.bd_rate_linear([(1, 40.0), (2, 41.0)], CURVE))
-
-
 @pytest.fixture
 def photos(tmp_path):
     rng = np.random.default_rng(0)
@@ -58,8 +50,19 @@ def test_tiny_run_trains_three_models_and_reports(photos, tmp_path):
         [100 * i / 8 for i in range(9)]
     )
     assert [p["lambda"] for p in report["fixed"]] == [0.0035, 0.025]
+    curve = [(p["bpp"], p["psnr"]) for p in report["vbr"]["curve"]]
+    costs = []
     for p in report["fixed"]:
         assert p["train"]["steps"] == 2 and p["bpp"] > 0 and p["psnr"] > 0
+        need = vbr_cost.rate_at(curve, p["psnr"])
+        if math.isfinite(need):
+            assert p["vbr_bpp_at_same_psnr"] == pytest.approx(need)
+            assert p["rate_cost_pct"] == pytest.approx(100 * (need / p["bpp"] - 1))
+            costs.append(p["rate_cost_pct"])
+        else:  # outside the variable-rate curve: no cost can be read
+            assert p["vbr_bpp_at_same_psnr"] is None and p["rate_cost_pct"] is None
+    if costs:
+        assert report["mean_rate_cost_pct"] == pytest.approx(sum(costs) / len(costs))
     for name in ("vbr", "fixed-0.0035", "fixed-0.025"):
         manifest = tmp_path / "runs" / name / "export" / f"vbr-cost-{name}.json"
         assert json.loads(manifest.read_text())["steps"] == 2
