@@ -18,6 +18,7 @@ import click
 
 from .errors import CodecError, CodecWarning
 from .files import STDIO, Job, image_suffixes, plan, read_input, write_atomic, write_output
+from .malloc import reuse_freed_memory
 
 __all__ = ["main", "write_atomic"]
 
@@ -113,6 +114,7 @@ def main():
       lcodec decompress photo.lcz          # -> photo.png
       lcodec info photo.lcz
     """
+    reuse_freed_memory()
 
 
 @main.command()
@@ -314,6 +316,7 @@ def train_command(
     compile_,
 ):
     """Train (or resume) a variable-rate model on a folder of images, then export its weights."""
+    reuse_freed_memory()  # also when started as ``python -m codec.train`` (torchrun)
     from .models import DEFAULT_LAMBDAS
     from .train import TrainConfig, train
     from .train.export import export_checkpoint
