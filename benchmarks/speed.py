@@ -25,6 +25,11 @@ from .jsonutil import write_json
 PROG = "python -m benchmarks.speed"
 STAGES = ("analysis", "entropy_encode", "entropy_decode", "synthesis")
 
+MALLOC = {
+    False: "glibc defaults",
+    True: "freed blocks kept for reuse (codec.malloc, as the lcodec command sets it)",
+}
+
 
 def build_parser() -> Parser:
     p = Parser(prog=PROG, description="Encode/decode speed of lcodec against CompressAI.")
@@ -36,6 +41,11 @@ def build_parser() -> Parser:
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--weights", default=None, help="lcodec weights name or .safetensors path")
+    p.add_argument(
+        "--reuse-freed-memory",
+        action="store_true",
+        help="tune glibc's malloc as the lcodec command does, for every path alike",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -188,6 +198,12 @@ def _main(argv: Sequence[str] | None) -> int:
 
     import torch
 
+    if args.reuse_freed_memory:
+        from codec.malloc import reuse_freed_memory
+
+        if not reuse_freed_memory():
+            raise UsageError("--reuse-freed-memory needs glibc")
+
     try:
         import codec
     except ImportError as e:
@@ -231,6 +247,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "cpu_model": cpu_model(),
         "torch": torch.__version__,
         "compressai": _version("compressai"),
+        "malloc": MALLOC[args.reuse_freed_memory],
         "threads": torch.get_num_threads(),
         "quality": args.quality,
         "rate": rate,

@@ -226,7 +226,7 @@ def test_speed_reports_both_paths(data_dir, tmp_path, torch_one_thread):
     for key in ("encode_ratio_vs_compressai", "decode_ratio_vs_compressai"):
         assert 0 < report[key] < 100
     assert report["device"] == "cpu" and report["threads"] == 1 and report["cpu_model"]
-    assert report["torch"] and report["rate"] >= 0
+    assert report["torch"] and report["rate"] >= 0 and report["malloc"] == "glibc defaults"
     assert [i["image"] for i in report["images"]] == list(SIZES)
     for img in report["images"]:
         for path in ("lcodec", "compressai"):
@@ -257,6 +257,7 @@ def test_train_speed_times_both_loops(data_dir, tmp_path, torch_one_thread):
     assert train_speed.main([*args, "--steps", "2", "--warmup", "1", "--threads", "1"]) == 0
     report = json.loads(out.read_text())
     assert report["batch"] == 2 and report["crop"] == 64 and report["images"] == len(SIZES)
+    assert report["malloc"] == "glibc defaults"
     assert set(report["results"]) == {"compressai", "lcodec", "lcodec-channels-last"}
     for r in report["results"].values():
         assert r["step_s_mean"] >= r["step_s_min"] > 0
