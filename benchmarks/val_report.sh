@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measures the shipped weights on a folder of held-out photos and writes benchmarks/results/:
-# RD curves and BD-rates against the classical codecs, CPU speed, determinism, CLI round trips.
+# RD curves and BD-rates against the classical codecs, CPU speed (with glibc defaults and with the
+# command line's allocator setting), determinism, CLI round trips.
 # Usage: bash benchmarks/val_report.sh [DATA_DIR] [PYTHON]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +15,5 @@ mkdir -p "$out"
 "$py" -m benchmarks.determinism --data "$data" --json "$out/determinism.json" --limit 8
 "$py" -m benchmarks.speed --data "$data" --json "$out/speed_cpu.json" --device cpu --limit 8 \
   --no-progress
+"$py" -m benchmarks.speed --data "$data" --json "$out/speed_cpu_malloc.json" --device cpu \
+  --limit 8 --no-progress --reuse-freed-memory
