@@ -46,6 +46,12 @@ def build_parser() -> Parser:
         action="store_true",
         help="tune glibc's malloc as the lcodec command does, for every path alike",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="images in flight for the many-image throughput figure (0 skips it; default 2)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -150,6 +156,39 @@ def bench_image(img, name: str, lc: dict, coder, device, repeats: int) -> dict:
     return out
 
 
+def throughput(pixels: list, lc: dict, workers: int, passes: int, sync) -> dict:
+    """Megapixels/s over all images, one at a time and through ``compress_many`` /
+    ``decompress_many`` with ``workers`` images in flight (median of ``passes``)."""
+    import codec
+
+    mpx = sum(p.shape[0] * p.shape[1] for p in pixels) / 1e6
+    enc, dec = lc["enc"], lc["dec"]
+    quality, device = enc["quality"], enc["device"]
+    weights = enc.get("weights")
+    files = [codec.compress(p, **enc) for p in pixels]
+    runs = {
+        "sequential_encode": lambda: [codec.compress(p, **enc) for p in pixels],
+        "sequential_decode": lambda: [codec.decompress(f, **dec) for f in files],
+        "pipelined_encode": lambda: list(
+            codec.compress_many(pixels, quality, device, weights, workers=workers)
+        ),
+        "pipelined_decode": lambda: list(
+            codec.decompress_many(files, device, weights, workers=workers)
+        ),
+    }
+    out: dict = {"workers": workers, "images": len(pixels), "megapixels": mpx}
+    for key, fn in runs.items():
+        times = []
+        for _ in range(passes):
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t0)
+        out[f"{key}_mpx_per_s"] = mpx / statistics.median(times)
+    return out
+
+
 def summarize(images: list[dict]) -> dict:
     """Totals, throughput and the stage split over all images."""
     mpx = sum(r["megapixels"] for r in images)
@@ -191,6 +230,8 @@ def _main(argv: Sequence[str] | None) -> int:
     root, paths = image_paths(args.data, args.limit)
     if args.repeats < 1:
         raise UsageError("--repeats must be at least 1")
+    if args.workers < 0:
+        raise UsageError("--workers must be 0 or more")
     if not 0 <= args.quality <= 100:
         raise UsageError("--quality must be from 0 to 100")
     if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
@@ -225,7 +266,7 @@ def _main(argv: Sequence[str] | None) -> int:
     from codec.zoo import load_network
 
     from .memory import describe
-    from .reference import ReferenceCoder, model_device
+    from .reference import ReferenceCoder, model_device, synchronize
 
     model = load_network(lm.weights, lm.device)
     device = model_device(model)
@@ -235,10 +276,16 @@ def _main(argv: Sequence[str] | None) -> int:
         "enc": {"quality": args.quality, "device": device_arg, **extra},
         "dec": {"device": device_arg, **extra},
     }
-    images = []
+    images, pixels = [], []
     for path in tqdm(paths, desc="speed", unit="img", disable=args.no_progress, file=sys.stderr):
         img = load_rgb(path)
+        pixels.append(img)
         images.append(bench_image(img, image_name(path, root), lc, coder, device, args.repeats))
+    many = None
+    if args.workers:
+        many = throughput(
+            pixels, lc, args.workers, min(args.repeats, 3), lambda: synchronize(device)
+        )
 
     summary = summarize(images)
     report = {
@@ -270,6 +317,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "decode_ratio_vs_compressai": summary["lcodec"]["dec_s_total"]
         / summary["compressai"]["dec_s_total"],
         "summary": summary,
+        "throughput": many,
         "images": images,
     }
     out = Path(args.json)

@@ -4,6 +4,7 @@
 >>> data = codec.compress("photo.png", quality=50)
 >>> pixels = codec.decompress(data)   # HxWx3 uint8 (HxW gray, HxWx4 with alpha)
 >>> picture = codec.decode(data)      # .pixels, .mode, .alpha, .icc_profile
+>>> files = list(codec.compress_many(["a.png", "b.png"], device="cuda"))  # pipelined
 """
 
 from .api import (
@@ -17,6 +18,7 @@ from .api import (
     info,
     load_model,
 )
+from .batch import compress_many, decompress_many
 from .errors import CodecError, CodecWarning
 from .image import Picture
 
@@ -28,8 +30,10 @@ __all__ = [
     "LoadedModel",
     "Picture",
     "compress",
+    "compress_many",
     "decode",
     "decompress",
+    "decompress_many",
     "encode",
     "info",
     "load_model",

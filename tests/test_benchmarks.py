@@ -240,6 +240,10 @@ def test_speed_reports_both_paths(data_dir, tmp_path, torch_one_thread):
         report["summary"]["lcodec"]["enc_s_total"] / report["summary"]["compressai"]["enc_s_total"]
     )
     assert report["encode_ratio_vs_compressai"] == pytest.approx(total)
+    many = report["throughput"]
+    assert many["workers"] == 2 and many["images"] == len(SIZES)
+    for key in ("sequential_encode", "sequential_decode", "pipelined_encode", "pipelined_decode"):
+        assert many[f"{key}_mpx_per_s"] > 0
 
 
 def test_speed_errors_are_one_line(tmp_path, capsys):

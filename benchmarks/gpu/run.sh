@@ -23,7 +23,7 @@ if [ -f runs/gpu/export/$name.safetensors ]; then
   cp runs/gpu/export/$name.safetensors runs/gpu/export/$name.json codec/weights/
 fi
 python3 -m benchmarks.cross_device --data .data/val --json "$OUT/cross_device.json" 2>&1 | tail -3
-python3 -m benchmarks.speed --data .data/val --device cuda --json "$OUT/speed_cuda.json" \
+python3 -m benchmarks.speed --data .data/val --device cuda --json "$OUT/speed_cuda.json" --workers 4 \
   --no-progress 2>&1 | tail -5
 python3 -m benchmarks.train_speed --data .data/train --device cuda --amp --batch 16 --crop 256 \
   --steps 20 --json "$OUT/train_speed_cuda.json" 2>&1 | tail -5
