@@ -37,7 +37,7 @@ def test_an_error_surfaces_at_its_place(tmp_path, files):
         next(it)
 
 
-@pytest.mark.parametrize("workers", [0, -1, 1.5])
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
 def test_bad_worker_counts_are_refused_at_once(workers):
     with pytest.raises(codec.CodecError, match="workers"):
         codec.compress_many(IMAGES, workers=workers)
