@@ -88,9 +88,11 @@ def encode_latents(
     z_strings = eb.compress(z)
     z_shape = tuple(z.shape[-2:])
     # What eb.decompress would give back, without decoding the stream just written: CompressAI
-    # codes the symbols round(z - medians) exactly and adds the medians back.
+    # codes the symbols round(z - medians) exactly and adds the medians back. In its memory
+    # layout too: a float hyper-synthesis (version 1) on a channels-last copy can round
+    # differently from the decoder's, and one changed table index garbles the file.
     medians = eb.quantiles.detach()[:, 0, 1].view(1, -1, 1, 1).to(z.dtype)
-    z_hat = torch.round(z - medians) + medians
+    z_hat = (torch.round(z - medians) + medians).contiguous()
     del z
     rows, cols = y.shape[-2:]
     coder = symbol_coder(model.gaussian_conditional)

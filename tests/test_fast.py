@@ -178,7 +178,7 @@ def test_coding_a_read_only_array_warns_nothing():
 def test_encoder_hyper_latent_equals_the_decoded_one(stock):
     """The encoder skips decoding its own z stream: symbols plus medians are what comes back,
     out-of-range (escaped) symbols included."""
-    from codec.entropy import decode_latents, encode_latents
+    from codec.entropy import decode_latents, encode_latents, float_hyper
 
     eb = stock.entropy_bottleneck
     torch.manual_seed(5)
@@ -193,3 +193,17 @@ def test_encoder_hyper_latent_equals_the_decoded_one(stock):
     with torch.no_grad():
         streams, z_shape, y_hat = encode_latents(lm.model, lm.exact, y, banded=True)
     assert torch.equal(decode_latents(lm.model, lm.exact, streams, z_shape, banded=True), y_hat)
+    # The hyper-synthesis sees the same tensor on both sides, memory layout included: the float
+    # path (version 1) rounds differently on a channels-last copy, which garbled whole files.
+    seen = []
+
+    def recording(z_hat):
+        seen.append((z_hat.stride(), z_hat.clone()))
+        return float_hyper(lm.model)(z_hat)
+
+    y = torch.randn(1, stock.M, 16, 24) * 3
+    with torch.no_grad():
+        streams, z_shape, y_hat = encode_latents(lm.model, recording, y)
+        assert torch.equal(decode_latents(lm.model, recording, streams, z_shape), y_hat)
+    (enc_stride, enc_z), (dec_stride, dec_z) = seen
+    assert enc_stride == dec_stride and torch.equal(enc_z, dec_z)
