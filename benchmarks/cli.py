@@ -48,3 +48,23 @@ def image_paths(data: str, limit: int | None) -> tuple[Path, list[Path]]:
     if not paths:
         raise UsageError(f"no PNG or JPEG images in {data}")
     return root, paths
+
+
+def add_malloc_flag(parser: argparse.ArgumentParser) -> None:
+    """``--reuse-freed-memory``: the lcodec command's allocator setting, for every path alike."""
+    parser.add_argument(
+        "--reuse-freed-memory",
+        action="store_true",
+        help="tune glibc's malloc as the lcodec command does, for every path alike",
+    )
+
+
+def apply_malloc_flag(enabled: bool) -> str:
+    """Apply ``--reuse-freed-memory`` if given; returns the setting's description for reports."""
+    if not enabled:
+        return "glibc defaults"
+    from codec.malloc import reuse_freed_memory
+
+    if not reuse_freed_memory():
+        raise UsageError("--reuse-freed-memory needs glibc")
+    return "freed blocks kept for reuse (codec.malloc, as the lcodec command sets it)"

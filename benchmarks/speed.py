@@ -18,17 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli import Parser, UsageError, image_paths, run
+from .cli import Parser, UsageError, add_malloc_flag, apply_malloc_flag, image_paths, run
 from .images import image_name, load_rgb
 from .jsonutil import write_json
 
 PROG = "python -m benchmarks.speed"
 STAGES = ("analysis", "entropy_encode", "entropy_decode", "synthesis")
-
-MALLOC = {
-    False: "glibc defaults",
-    True: "freed blocks kept for reuse (codec.malloc, as the lcodec command sets it)",
-}
 
 
 def build_parser() -> Parser:
@@ -41,11 +36,7 @@ def build_parser() -> Parser:
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--weights", default=None, help="lcodec weights name or .safetensors path")
-    p.add_argument(
-        "--reuse-freed-memory",
-        action="store_true",
-        help="tune glibc's malloc as the lcodec command does, for every path alike",
-    )
+    add_malloc_flag(p)
     p.add_argument(
         "--workers",
         type=int,
@@ -239,11 +230,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     import torch
 
-    if args.reuse_freed_memory:
-        from codec.malloc import reuse_freed_memory
-
-        if not reuse_freed_memory():
-            raise UsageError("--reuse-freed-memory needs glibc")
+    malloc = apply_malloc_flag(args.reuse_freed_memory)
 
     try:
         import codec
@@ -294,7 +281,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "cpu_model": cpu_model(),
         "torch": torch.__version__,
         "compressai": _version("compressai"),
-        "malloc": MALLOC[args.reuse_freed_memory],
+        "malloc": malloc,
         "threads": torch.get_num_threads(),
         "quality": args.quality,
         "rate": rate,

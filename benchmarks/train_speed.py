@@ -18,16 +18,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cli import Parser, UsageError, image_paths, run
+from .cli import Parser, UsageError, add_malloc_flag, apply_malloc_flag, image_paths, run
 from .jsonutil import write_json
 
 PROG = "python -m benchmarks.train_speed"
 VARIANTS = ("compressai", "lcodec", "lcodec-channels-last", "lcodec-compile")
-
-MALLOC = {
-    False: "glibc defaults",
-    True: "freed blocks kept for reuse (codec.malloc, as the lcodec command sets it)",
-}
 
 
 def build_parser() -> Parser:
@@ -41,11 +36,7 @@ def build_parser() -> Parser:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     p.add_argument("--limit", type=int, default=40, help="images to load (default 40)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument(
-        "--reuse-freed-memory",
-        action="store_true",
-        help="tune glibc's malloc as the lcodec command does, for every path alike",
-    )
+    add_malloc_flag(p)
     p.add_argument("--amp", action="store_true", help="bf16 autocast for lcodec on CUDA")
     p.add_argument(
         "--variants",
@@ -163,11 +154,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda, but torch sees no CUDA device")
     device = torch.device(args.device)
-    if args.reuse_freed_memory:
-        from codec.malloc import reuse_freed_memory
-
-        if not reuse_freed_memory():
-            raise UsageError("--reuse-freed-memory needs glibc")
+    malloc = apply_malloc_flag(args.reuse_freed_memory)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -199,7 +186,7 @@ def _main(argv: Sequence[str] | None) -> int:
     report = {
         "device": device.type,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
-        "malloc": MALLOC[args.reuse_freed_memory],
+        "malloc": malloc,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),

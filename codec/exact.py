@@ -105,13 +105,12 @@ class ExactHyperSynthesis:
         parts = []
         for idx in groups:
             idx = idx if isinstance(idx, slice) else idx.to(x.device)
-            taps = spec["taps"][:, :, idx]
             if spec["transposed"]:
-                parts.append(_transposed_taps(x[..., idx], taps, spec))
+                parts.append(_transposed_taps(x[..., idx], spec["taps"][:, :, idx], spec))
             elif "winograd" in spec:
                 parts.append(_winograd_taps(x[..., idx], spec["winograd"][:, :, idx]))
             else:
-                parts.append(_conv_taps(x[..., idx], taps, spec["padding"][0]))
+                parts.append(_conv_taps(x[..., idx], spec["taps"][:, :, idx], spec["padding"][0]))
         acc = parts[-1]
         for p in reversed(parts[:-1]):  # another order than plain summation
             acc = acc + p
@@ -185,7 +184,6 @@ def _transposed_taps(x: Tensor, taps: Tensor, spec: dict) -> Tensor:
 
 # Winograd F(2x2, 3x3) (Lavin & Gray 2016) with the filter transform doubled, so that every
 # transform is an integer matrix and the result is exactly 4x the direct convolution.
-_BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
 _G2 = ((2, 0, 0), (1, 1, 1), (1, -1, 1), (0, 0, 2))
 
 
