@@ -36,6 +36,12 @@ def build_parser() -> Parser:
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--weights", default=None, help="lcodec weights name or .safetensors path")
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "float16"),
+        help="lcodec's transform arithmetic (default float32; the reference stays float32)",
+    )
     add_malloc_flag(p)
     p.add_argument(
         "--workers",
@@ -155,16 +161,18 @@ def throughput(pixels: list, lc: dict, workers: int, passes: int, sync) -> dict:
     mpx = sum(p.shape[0] * p.shape[1] for p in pixels) / 1e6
     enc, dec = lc["enc"], lc["dec"]
     quality, device = enc["quality"], enc["device"]
-    weights = enc.get("weights")
+    weights, precision = enc.get("weights"), enc.get("precision")
     files = [codec.compress(p, **enc) for p in pixels]
     runs = {
         "sequential_encode": lambda: [codec.compress(p, **enc) for p in pixels],
         "sequential_decode": lambda: [codec.decompress(f, **dec) for f in files],
         "pipelined_encode": lambda: list(
-            codec.compress_many(pixels, quality, device, weights, workers=workers)
+            codec.compress_many(
+                pixels, quality, device, weights, workers=workers, precision=precision
+            )
         ),
         "pipelined_decode": lambda: list(
-            codec.decompress_many(files, device, weights, workers=workers)
+            codec.decompress_many(files, device, weights, workers=workers, precision=precision)
         ),
     }
     out: dict = {"workers": workers, "images": len(pixels), "megapixels": mpx}
@@ -243,7 +251,7 @@ def _main(argv: Sequence[str] | None) -> int:
     device_arg = None if args.device == "auto" else args.device
     extra = {"weights": args.weights} if args.weights else {}
     try:
-        lm = codec.load_model(device=device_arg, **extra)
+        lm = codec.load_model(device=device_arg, precision=args.precision, **extra)
     except codec.CodecError as e:
         raise UsageError(f"cannot load lcodec's model: {e}") from None
 
@@ -260,8 +268,13 @@ def _main(argv: Sequence[str] | None) -> int:
     rate = quality_to_rate(codec, args.quality, model.levels)
     coder = ReferenceCoder(model, rate)
     lc = {
-        "enc": {"quality": args.quality, "device": device_arg, **extra},
-        "dec": {"device": device_arg, **extra},
+        "enc": {
+            "quality": args.quality,
+            "device": device_arg,
+            "precision": args.precision,
+            **extra,
+        },
+        "dec": {"device": device_arg, "precision": args.precision, **extra},
     }
     images, pixels = [], []
     for path in tqdm(paths, desc="speed", unit="img", disable=args.no_progress, file=sys.stderr):
@@ -284,6 +297,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "malloc": malloc,
         "threads": torch.get_num_threads(),
         "quality": args.quality,
+        "precision": args.precision,
         "rate": rate,
         "model": getattr(getattr(lm, "weights", None), "model_id", None),
         "repeats": args.repeats,

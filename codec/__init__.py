@@ -5,27 +5,52 @@
 >>> pixels = codec.decompress(data)   # HxWx3 uint8 (HxW gray, HxWx4 with alpha)
 >>> picture = codec.decode(data)      # .pixels, .mode, .alpha, .icc_profile
 >>> files = list(codec.compress_many(["a.png", "b.png"], device="cuda"))  # pipelined
+
+Names load on first use (PEP 562): torch and CompressAI take seconds to import, and
+``lcodec --help``, ``lcodec info`` or reading a container need neither.
 """
 
-from .api import (
-    DEFAULT_QUALITY,
-    Encoded,
-    LoadedModel,
-    compress,
-    decode,
-    decompress,
-    encode,
-    info,
-    load_model,
-)
-from .batch import compress_many, decompress_many
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
+from .bitstream import info
 from .errors import CodecError, CodecWarning
-from .image import Picture
+
+if TYPE_CHECKING:
+    from .api import (
+        DEFAULT_QUALITY,
+        Encoded,
+        LoadedModel,
+        compress,
+        decode,
+        decompress,
+        encode,
+        load_model,
+    )
+    from .batch import compress_many, decompress_many
+    from .image import Picture
+
+_LAZY = {
+    "DEFAULT_QUALITY": "api",
+    "Encoded": "api",
+    "LoadedModel": "api",
+    "compress": "api",
+    "decode": "api",
+    "decompress": "api",
+    "encode": "api",
+    "load_model": "api",
+    "compress_many": "batch",
+    "decompress_many": "batch",
+    "Picture": "image",
+}
 
 __all__ = [
-    "DEFAULT_QUALITY",
     "CodecError",
     "CodecWarning",
+    "DEFAULT_QUALITY",
     "Encoded",
     "LoadedModel",
     "Picture",
@@ -38,3 +63,18 @@ __all__ = [
     "info",
     "load_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
+            return importlib.import_module(f".{name}", __name__)  # codec.image, codec.tiling...
+        raise AttributeError(f"module 'codec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -29,6 +29,11 @@ from .zoo import Weights, find_weights, load_network
 #: Total down-sampling of the hyperprior: images are padded to a multiple of this.
 STRIDE = 64
 DEFAULT_QUALITY = 50.0
+#: Arithmetic of the analysis and synthesis transforms. The entropy path is float32 and exact
+#: whatever is chosen, so files decode alike; float16 moves each reconstructed pixel by under
+#: half a level before rounding (``python -m benchmarks.precision``).
+PRECISIONS = {"float32": torch.float32, "float16": torch.float16}
+DEFAULT_PRECISION = "float32"
 
 
 @dataclass
@@ -39,6 +44,7 @@ class LoadedModel:
     model: torch.nn.Module
     device: torch.device
     exact: ExactHyperSynthesis
+    precision: str = DEFAULT_PRECISION
 
     def hyper(self, version: int) -> Hyper:
         """The entropy-parameter path a format version prescribes."""
@@ -74,18 +80,33 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def load_model(weights: str | None = None, device: str | torch.device | None = None) -> LoadedModel:
-    """Load (once per weights and device) the network behind the codec."""
+def resolve_precision(precision: str | None) -> str:
+    """``None`` is the default precision; anything not in ``PRECISIONS`` is an error."""
+    if precision is None:
+        return DEFAULT_PRECISION
+    if precision not in PRECISIONS:
+        raise CodecError(f"unknown precision {precision!r} (use {' or '.join(PRECISIONS)})")
+    return precision
+
+
+def load_model(
+    weights: str | None = None,
+    device: str | torch.device | None = None,
+    precision: str | None = None,
+) -> LoadedModel:
+    """Load (once per weights, device and precision) the network behind the codec."""
     w = find_weights(weights)
     dev = resolve_device(device)
-    key = (str(w.path.resolve()), str(dev))
+    precision = resolve_precision(precision)
+    key = (str(w.path.resolve()), str(dev), precision)
     with _cache_lock:
         if key not in _cache:
             model = load_network(w, dev)
-            model.g_a, model.g_s = for_inference(model.g_a), for_inference(model.g_s)
+            dtype = PRECISIONS[precision]
+            model.g_a, model.g_s = for_inference(model.g_a, dtype), for_inference(model.g_s, dtype)
             model.h_a = for_inference(model.h_a)
             exact = ExactHyperSynthesis(model, dev)
-            _cache[key] = LoadedModel(weights=w, model=model, device=dev, exact=exact)
+            _cache[key] = LoadedModel(w, model, dev, exact, precision)
         return _cache[key]
 
 
@@ -138,6 +159,7 @@ def encode(
     target_bpp: float | None = None,
     target_size: int | None = None,
     target_psnr: float | None = None,
+    precision: str | None = None,
 ) -> Encoded:
     """Compress and also return the reconstruction the decoder will compute from the file.
 
@@ -145,7 +167,7 @@ def encode(
     One of ``target_bpp``, ``target_size`` (bytes) or ``target_psnr`` (dB) replaces ``quality``
     by a search over it (codec/ratecontrol.py); ``.target`` says what was reached. ``effort``
     2..9 optimises the latents for this image: slower encoding, smaller files, same decoder
-    (codec/effort.py).
+    (codec/effort.py). ``precision="float16"`` runs the transforms in half precision.
     """
     if format_version not in bitstream.READABLE_VERSIONS:
         raise CodecError(f"cannot write format version {format_version}")
@@ -153,7 +175,7 @@ def encode(
     iterations = effort_iterations(effort)
     pic = read_image(image)
     header = _side_info(pic, format_version)
-    lm = load_model(weights, device)
+    lm = load_model(weights, device, precision)
     levels = lm.model.levels
     if target is None:
         quality_to_rate(quality, levels)  # fail on a bad quality before any work
@@ -182,10 +204,11 @@ def compress(
     target_bpp: float | None = None,
     target_size: int | None = None,
     target_psnr: float | None = None,
+    precision: str | None = None,
 ) -> bytes:
     """Compress an image (path, PIL image or HxWx3 uint8 array) into ``.lcz`` bytes.
 
-    Targets and effort work as in ``encode``.
+    Targets, effort and precision work as in ``encode``.
     """
     return encode(
         image,
@@ -197,6 +220,7 @@ def compress(
         target_bpp=target_bpp,
         target_size=target_size,
         target_psnr=target_psnr,
+        precision=precision,
     ).data
 
 
@@ -214,11 +238,14 @@ def _weights_for(c: Container, weights: str | None) -> str:
     return str(w.path)
 
 
-def decode(data: bytes, device=None, weights: str | None = None) -> Picture:
+def decode(
+    data: bytes, device=None, weights: str | None = None, *, precision: str | None = None
+) -> Picture:
     """Decode ``.lcz`` bytes into a ``Picture``: ``.pixels`` in the image's own layout (HxW
     gray, HxWx3 RGB, or with alpha HxWx2 / HxWx4), ``.mode``, ``.alpha``, ``.icc_profile``."""
     c = bitstream.unpack(data)
-    lm = load_model(_weights_for(c, weights), device)
+    precision = resolve_precision(precision)
+    lm = load_model(_weights_for(c, weights), device, precision)
     model = lm.model
     if c.pad_bottom >= STRIDE or c.pad_right >= STRIDE:
         raise CodecError("malformed header (padding out of range)")
@@ -246,7 +273,12 @@ MODES = (None, "RGB", "RGBA", "L", "LA")
 
 
 def decompress(
-    data: bytes, device=None, weights: str | None = None, mode: str | None = None
+    data: bytes,
+    device=None,
+    weights: str | None = None,
+    mode: str | None = None,
+    *,
+    precision: str | None = None,
 ) -> np.ndarray:
     """Decode ``.lcz`` bytes into a uint8 array in the image's own layout: HxWx3 for RGB
     (every file of format versions 1 and 2), HxW for gray, HxWx4 / HxWx2 with alpha.
@@ -255,41 +287,9 @@ def decompress(
     """
     if mode not in MODES:
         raise CodecError(f"mode must be one of RGB, RGBA, L, LA, got {mode!r}")
-    pic = decode(data, device, weights)
+    pic = decode(data, device, weights, precision=precision)
     if mode is None or mode == pic.mode:
         return pic.pixels
     if mode == "RGB":
         return pic.rgb()
     return np.asarray(pic.to_pil().convert(mode))
-
-
-def info(data: bytes) -> dict:
-    """What a ``.lcz`` file holds, without decoding it."""
-    c = bitstream.unpack(data)
-    return {
-        "format_version": c.version,
-        "model": c.model_id,
-        "weights_hash": c.weights_hash.hex(),
-        "width": c.width,
-        "height": c.height,
-        "layout": bitstream.LAYOUTS[c.layout],
-        "source": {"mode": c.source_mode, "bits": c.source_bits} if c.source_mode else None,
-        "quality": round(c.quality, 4),
-        "rate": round(c.rate, 6),
-        "padding": {
-            "bottom": c.pad_bottom,
-            "right": c.pad_right,
-            "mode": bitstream.PAD_MODES[c.pad_mode],
-        },
-        "hyper_latent_shape": list(c.z_shape),
-        "bytes": len(data),
-        "header_bytes": len(data) - sum(map(len, c.streams)) - 4,
-        "section_bytes": {
-            "alpha": 0 if c.alpha is None else len(c.alpha),
-            "icc_profile": 0 if c.icc_profile is None else len(c.icc_profile),
-        },
-        "stream_bytes": {"z": len(c.streams[0]), "y": sum(map(len, c.streams[1:]))},
-        "y_bands": len(c.streams) - 1,
-        "crc_bytes": 4,
-        "bpp": 8 * len(data) / (c.width * c.height),
-    }

@@ -20,7 +20,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .api import DEFAULT_QUALITY, compress, decompress, load_model, resolve_device
+from .api import (
+    DEFAULT_QUALITY,
+    compress,
+    decompress,
+    load_model,
+    resolve_device,
+    resolve_precision,
+)
 from .errors import CodecError
 
 #: Images in flight per worker: enough to keep every worker busy while results are collected.
@@ -61,17 +68,18 @@ def compress_many(
     *,
     workers: int | None = None,
     effort: int = 1,
+    precision: str | None = None,
 ) -> Iterator[bytes]:
     """Compress images (paths, PIL images or arrays), yielding each file's bytes in order.
 
     ``workers``: images in flight (default 2 on CUDA, 1 on the CPU). A bad image raises its
     ``CodecError`` when its turn comes; the files before it are yielded.
     """
-    lm = load_model(weights, device)  # load once, before the threads ask for it
+    lm = load_model(weights, device, precision)  # load once, before the threads ask for it
     workers = _workers(workers, lm.device)
 
     def work(image) -> bytes:
-        return compress(image, quality, device, weights, effort=effort)
+        return compress(image, quality, device, weights, effort=effort, precision=precision)
 
     return _pipeline(images, work, workers)
 
@@ -83,11 +91,13 @@ def decompress_many(
     *,
     mode: str | None = None,
     workers: int | None = None,
+    precision: str | None = None,
 ) -> Iterator[np.ndarray]:
     """Decode ``.lcz`` bytes, yielding each image's array in order (as ``decompress``)."""
     workers = _workers(workers, resolve_device(device))
+    resolve_precision(precision)  # a bad value fails here, not at the first file
 
     def work(data: bytes) -> np.ndarray:
-        return decompress(data, device, weights, mode)
+        return decompress(data, device, weights, mode, precision=precision)
 
     return _pipeline(files, work, workers)

@@ -294,3 +294,35 @@ def _read_sections(r: _Reader, c: Container) -> None:
             raise CodecError(f"unsupported section type {kind} (needs a newer lcodec)")
     if (c.layout in HAS_ALPHA) != (c.alpha is not None):
         raise CodecError("alpha section and channel layout disagree")
+
+
+def info(data: bytes) -> dict:
+    """What a ``.lcz`` file holds, without decoding it."""
+    c = unpack(data)
+    return {
+        "format_version": c.version,
+        "model": c.model_id,
+        "weights_hash": c.weights_hash.hex(),
+        "width": c.width,
+        "height": c.height,
+        "layout": LAYOUTS[c.layout],
+        "source": {"mode": c.source_mode, "bits": c.source_bits} if c.source_mode else None,
+        "quality": round(c.quality, 4),
+        "rate": round(c.rate, 6),
+        "padding": {
+            "bottom": c.pad_bottom,
+            "right": c.pad_right,
+            "mode": PAD_MODES[c.pad_mode],
+        },
+        "hyper_latent_shape": list(c.z_shape),
+        "bytes": len(data),
+        "header_bytes": len(data) - sum(map(len, c.streams)) - 4,
+        "section_bytes": {
+            "alpha": 0 if c.alpha is None else len(c.alpha),
+            "icc_profile": 0 if c.icc_profile is None else len(c.icc_profile),
+        },
+        "stream_bytes": {"z": len(c.streams[0]), "y": sum(map(len, c.streams[1:]))},
+        "y_bands": len(c.streams) - 1,
+        "crc_bytes": 4,
+        "bpp": 8 * len(data) / (c.width * c.height),
+    }

@@ -64,10 +64,12 @@ class FastGDN(nn.Module):
         return out
 
 
-def for_inference(transform: nn.Module) -> nn.Module:
+def for_inference(transform: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
     """A copy of a transform with FastGDN layers, its convolutions in channels-last layout.
 
     A GDN that directly follows a convolution in a ``Sequential`` works in place on its output.
+    With ``dtype`` float16 the copy computes in half precision (tensor cores on a GPU) and still
+    takes and returns float32.
     """
     fast = copy.deepcopy(transform)
     for name, module in list(fast.named_modules()):
@@ -79,16 +81,18 @@ def for_inference(transform: nn.Module) -> nn.Module:
                 before = parent[int(attr) - 1]
                 inplace = isinstance(before, (nn.Conv2d, nn.ConvTranspose2d))
             setattr(parent, attr, FastGDN(module, inplace=inplace))
-    fast = fast.to(memory_format=torch.channels_last)
-    return ChannelsLast(fast)
+    fast = fast.to(dtype=dtype, memory_format=torch.channels_last)
+    return ChannelsLast(fast, dtype)
 
 
 class ChannelsLast(nn.Module):
-    """Runs the wrapped transform on a channels-last copy of its input."""
+    """Runs the wrapped transform on a channels-last copy of its input, in ``dtype``."""
 
-    def __init__(self, inner: nn.Module):
+    def __init__(self, inner: nn.Module, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.inner = inner
+        self.dtype = dtype
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.inner(x.contiguous(memory_format=torch.channels_last))
+        out = self.inner(x.to(dtype=self.dtype, memory_format=torch.channels_last))
+        return out if out.dtype == torch.float32 else out.float()

@@ -278,3 +278,22 @@ def test_train_speed_errors_are_one_line(data_dir, tmp_path, capsys):
     assert train_speed.main([*args, "--crop", "100"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "unknown variant 'nope'" in err[0] and "multiple of 64" in err[1]
+
+
+@pytest.mark.skipif(not lcodec_available(), reason="codec.compress is not available")
+def test_precision_compares_float16_with_float32(data_dir, tmp_path, torch_one_thread):
+    from benchmarks import precision
+
+    out = tmp_path / "precision.json"
+    args = ["--data", str(data_dir), "--json", str(out), "--device", "cpu", "--limit", "1"]
+    assert precision.main([*args, "--qualities", "20,90", "--repeats", "1", "--no-progress"]) == 0
+    report = json.loads(out.read_text())
+    rows, summary = report["images"], report["summary"]
+    assert [r["quality"] for r in rows] == [20, 90]
+    for r in rows:
+        assert 0 < r["synthesis"]["max_levels"] < 2 and r["synthesis"]["finite"]
+        for name in ("float32", "float16"):
+            assert r[name]["bpp"] > 0 and r[name]["dec_s"] > 0 and math.isfinite(r[name]["psnr"])
+    assert summary["max_levels"] == max(r["synthesis"]["max_levels"] for r in rows)
+    assert summary["below_rounding"] == (summary["max_levels"] < 0.5)
+    assert precision.main([*args, "--qualities", "101"]) == 2

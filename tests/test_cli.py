@@ -121,3 +121,19 @@ def test_compare_prints_psnr(png, tmp_path):
     small = tmp_path / "small.png"
     Image.fromarray(make_image(10, 10)).save(small)
     assert run("compare", png, small).exit_code == 1
+
+
+def test_help_and_info_do_not_import_torch(png):
+    """Startup stays fast: only compress/decompress pay for torch and CompressAI."""
+    assert run("compress", png, "-q", 30).exit_code == 0
+    probe = (
+        "import sys; from codec.cli import main\n"
+        "try: main(sys.argv[1:], prog_name='lcodec')\n"
+        "except SystemExit as e: assert e.code == 0, e.code\n"
+        "print('torch' in sys.modules)"
+    )
+    for args in (["--help"], ["info", str(png.with_suffix(".lcz"))]):
+        r = subprocess.run(
+            [sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True
+        )
+        assert r.stdout.strip().splitlines()[-1] == "False", r.stdout

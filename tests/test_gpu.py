@@ -31,3 +31,13 @@ def test_cuda_exact_parameters_match_cpu():
         i_cpu, m_cpu = cpu.exact(z_cpu)
         i_gpu, m_gpu = gpu.exact(z_gpu)
     assert torch.equal(i_cpu, i_gpu.cpu()) and torch.equal(m_cpu, m_gpu.cpu())
+
+
+@pytest.mark.parametrize("q", [0, 100])
+def test_cuda_float16_decodes_within_a_level(q):
+    img = make_image(150, 230, seed=3)
+    data = codec.compress(img, q, device="cuda", precision="float16")
+    full = codec.decompress(data, device="cpu")
+    half = codec.decompress(data, device="cuda", precision="float16")
+    diff = np.abs(full.astype(int) - half.astype(int))
+    assert diff.max() <= 2 and diff.mean() < 0.2
