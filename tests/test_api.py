@@ -2,6 +2,8 @@
 
 import io
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -168,3 +170,16 @@ def test_missing_cuda_is_a_clear_error(image):
         pytest.skip("a CUDA device is present")
     with pytest.raises(codec.CodecError, match="CUDA"):
         codec.compress(image, device="cuda")
+
+
+def test_package_loads_names_on_first_use():
+    probe = (
+        "import sys, codec\n"
+        "assert 'torch' not in sys.modules\n"
+        "assert codec.tiling.TILE > 0 and callable(codec.compress)\n"
+        "assert set(codec.__all__) <= set(dir(codec))\n"
+        "assert all(getattr(codec, n) is not None for n in codec.__all__)\n"
+        "try:\n    codec.no_such_name\nexcept AttributeError:\n    print('ok')"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
