@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -61,18 +60,6 @@ def synthesis_error(full, half, img, rate: float) -> dict:
     }
 
 
-def timed(fn, repeats: int, sync) -> tuple[object, float]:
-    result = fn()  # warm-up (and, on CUDA, cuDNN's algorithm choice)
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        result = fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return result, statistics.median(times)
-
-
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     root, paths = image_paths(args.data, args.limit)
@@ -93,7 +80,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     from .metrics import bpp, psnr
     from .reference import synchronize
-    from .speed import cpu_model
+    from .speed import cpu_model, timed
 
     if args.threads:
         torch.set_num_threads(args.threads)
