@@ -244,7 +244,6 @@ def decode(
     """Decode ``.lcz`` bytes into a ``Picture``: ``.pixels`` in the image's own layout (HxW
     gray, HxWx3 RGB, or with alpha HxWx2 / HxWx4), ``.mode``, ``.alpha``, ``.icc_profile``."""
     c = bitstream.unpack(data)
-    precision = resolve_precision(precision)
     lm = load_model(_weights_for(c, weights), device, precision)
     model = lm.model
     if c.pad_bottom >= STRIDE or c.pad_right >= STRIDE:
