@@ -85,49 +85,89 @@ def bd_rate(
     return BDResult(float(value), notes)
 
 
+def _row(anchor, test, method: str, key: str, label: str, published: bool) -> dict:
+    """One table row: BD-rates of ``test`` against ``anchor`` in PSNR and MS-SSIM dB."""
+    psnr = bd_rate(anchor.bpp, anchor.psnr, test.bpp, test.psnr, method, " dB")
+    msssim = bd_rate(anchor.bpp, anchor.ms_ssim_db, test.bpp, test.ms_ssim_db, method, " dB")
+    return {
+        "codec": key,
+        "label": label,
+        "published": published,
+        "bd_rate_psnr_percent": psnr.value,
+        "bd_rate_ms_ssim_percent": msssim.value,
+        "notes": [f"PSNR: {n}" for n in psnr.notes] + [f"MS-SSIM: {n}" for n in msssim.notes],
+    }
+
+
 def bd_table(curves: Sequence, anchor_key: str, method: str = "akima") -> dict:
     """BD-rates (PSNR and MS-SSIM in dB) of every curve against the one keyed ``anchor_key``.
 
     ``curves`` are ``benchmarks.curves.Curve`` objects, live and published alike.
     """
     anchor = next(c for c in curves if c.key == anchor_key)
-    rows = []
-    for c in curves:
-        if c.key == anchor_key:
-            continue
-        psnr = bd_rate(anchor.bpp, anchor.psnr, c.bpp, c.psnr, method, " dB")
-        msssim = bd_rate(anchor.bpp, anchor.ms_ssim_db, c.bpp, c.ms_ssim_db, method, " dB")
-        notes = [f"PSNR: {n}" for n in psnr.notes] + [f"MS-SSIM: {n}" for n in msssim.notes]
-        rows.append(
-            {
-                "codec": c.key,
-                "label": c.display,
-                "published": c.published,
-                "bd_rate_psnr_percent": psnr.value,
-                "bd_rate_ms_ssim_percent": msssim.value,
-                "notes": notes,
-            }
-        )
+    rows = [
+        _row(anchor, c, method, c.key, c.display, c.published)
+        for c in curves
+        if c.key != anchor_key
+    ]
     return {
         "anchor": anchor.key,
         "anchor_label": anchor.display,
         "anchor_published": anchor.published,
         "interpolation": method,
-        "definition": (
-            "Bjontegaard-delta rate in percent: the average change in bits for equal quality "
-            "over the shared quality range; negative means fewer bits than the anchor. "
-            "MS-SSIM is taken in dB, -10*log10(1 - MS-SSIM)."
-        ),
+        "definition": DEFINITION,
         "rows": rows,
     }
+
+
+def bd_versus(curves: Sequence, subject_key: str, method: str = "akima") -> dict:
+    """BD-rates of the curve keyed ``subject_key`` against each other live curve in turn.
+
+    This is the question a user asks of one codec ("how many bits does it save over WebP, over
+    AVIF?"); published curves are left out because they come from another dataset.
+    """
+    subject = next(c for c in curves if c.key == subject_key)
+    rows = [
+        _row(c, subject, method, c.key, c.display, False)
+        for c in curves
+        if c.key != subject_key and not c.published
+    ]
+    return {
+        "subject": subject.key,
+        "subject_label": subject.display,
+        "interpolation": method,
+        "definition": DEFINITION,
+        "rows": rows,
+    }
+
+
+DEFINITION = (
+    "Bjontegaard-delta rate in percent: the average change in bits for equal quality "
+    "over the shared quality range; negative means fewer bits than the anchor. "
+    "MS-SSIM is taken in dB, -10*log10(1 - MS-SSIM)."
+)
 
 
 def _pct(v: float) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:+.1f} %"
 
 
-def table_markdown(table: dict) -> str:
-    """The BD table as Markdown, with published rows marked and NaN entries explained."""
+def _rows_markdown(rows: list[dict], first: str) -> list[str]:
+    lines = [f"| {first} | BD-rate (PSNR) | BD-rate (MS-SSIM) | notes |", "|---|---:|---:|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['label']} | {_pct(r['bd_rate_psnr_percent'])} | "
+            f"{_pct(r['bd_rate_ms_ssim_percent'])} | {'; '.join(r['notes'])} |"
+        )
+    return lines
+
+
+def table_markdown(table: dict, versus: dict | None = None) -> str:
+    """The BD table as Markdown, with published rows marked and NaN entries explained.
+
+    With ``versus`` (from :func:`bd_versus`), a second section reads the other way round:
+    the subject codec against each live codec as the anchor.
+    """
     lines = [
         f"# BD-rate against {table['anchor_label']}",
         "",
@@ -137,13 +177,19 @@ def table_markdown(table: dict) -> str:
             "run; they compare only when this run used the same dataset."
         ),
         "",
-        "| codec | BD-rate (PSNR) | BD-rate (MS-SSIM) | notes |",
-        "|---|---:|---:|---|",
+        *_rows_markdown(table["rows"], "codec"),
     ]
-    for r in table["rows"]:
-        notes = "; ".join(r["notes"]) or ""
-        lines.append(
-            f"| {r['label']} | {_pct(r['bd_rate_psnr_percent'])} | "
-            f"{_pct(r['bd_rate_ms_ssim_percent'])} | {notes} |"
-        )
+    if versus is not None and versus["rows"]:
+        lines += [
+            "",
+            f"# {versus['subject_label']} against each codec",
+            "",
+            (
+                f"BD-rate of {versus['subject_label']} with each live codec of this run as the "
+                "anchor; negative means "
+                f"{versus['subject_label']} needs fewer bits for the same quality."
+            ),
+            "",
+            *_rows_markdown(versus["rows"], "anchor"),
+        ]
     return "\n".join(lines) + "\n"

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import anchors as anchors_mod
 from . import codecs as codecs_mod
-from .bdrate import bd_table, table_markdown
+from .bdrate import bd_table, bd_versus, table_markdown
 from .cli import Parser, UsageError, image_paths, run, warn
 from .curves import Curve
 from .images import image_name, load_rgb
@@ -31,6 +31,8 @@ from .jsonutil import write_json
 from .metrics import MS_SSIM_MIN_SIDE, bpp, ms_ssim, ms_ssim_db, psnr
 
 PROG = "python -m benchmarks.rd"
+#: The codec the "versus" table is about: lcodec against each codec it competes with.
+SUBJECT = "lcodec"
 CSV_FIELDS = (
     "codec",
     "quality",
@@ -415,11 +417,18 @@ def _size(path: Path) -> dict:
 
 
 def write_bd(curves: list[Curve], anchor: str, method: str, out: Path) -> None:
-    """bd_rate.json and bd_rate.md; an explanatory stub when the anchor produced no curve."""
+    """bd_rate.json and bd_rate.md; an explanatory stub when the anchor produced no curve.
+
+    When lcodec ran, both files also carry lcodec against each live codec ("versus").
+    """
     if any(c.key == anchor for c in curves):
         table = bd_table(curves, anchor, method)
+        versus = None
+        if any(c.key == SUBJECT and not c.published for c in curves):
+            versus = bd_versus(curves, SUBJECT, method)
+            table["versus"] = versus
         write_json(table, out / "bd_rate.json")
-        (out / "bd_rate.md").write_text(table_markdown(table))
+        (out / "bd_rate.md").write_text(table_markdown(table, versus))
         return
     msg = f"anchor {anchor!r} produced no results (see 'skipped' in rd.json)"
     warn(PROG, f"no BD-rate table: {msg}")

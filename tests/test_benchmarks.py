@@ -145,6 +145,39 @@ def test_bd_table_has_live_and_published_rows(rd_out):
     assert "BD-rate against JPEG" in md and "VTM (published)" in md and "| WebP |" in md
 
 
+def test_versus_table_reads_from_lcodec_side(rd_out):
+    if not lcodec_available():
+        pytest.skip("codec package without compress")
+    table = json.loads((rd_out / "bd_rate.json").read_text())
+    versus = table["versus"]
+    assert versus["subject"] == "lcodec"
+    rows = {r["codec"]: r for r in versus["rows"]}
+    assert set(rows) == set(expected_codecs()) - {"lcodec"}  # live codecs only, jpeg included
+    main = next(r for r in table["rows"] if r["codec"] == "lcodec")
+    assert rows["jpeg"]["bd_rate_psnr_percent"] == main["bd_rate_psnr_percent"]
+    md = (rd_out / "bd_rate.md").read_text()
+    assert "# lcodec against each codec" in md and "| anchor |" in md
+
+
+def test_bd_versus_puts_the_subject_against_each_live_curve():
+    from benchmarks.curves import Curve
+
+    rates = [0.2, 0.4, 0.8, 1.6]
+    dists = [26.0, 29.0, 32.0, 35.0]
+    ms = [8.0, 10.0, 12.0, 14.0]
+    anchor = Curve("a", "A", bpp=rates, psnr=dists, ms_ssim_db=ms)
+    dearer = Curve("b", "B", bpp=[2 * r for r in rates], psnr=dists, ms_ssim_db=ms)
+    subject = Curve("s", "S", bpp=[r / 2 for r in rates], psnr=dists, ms_ssim_db=ms)
+    published = Curve("p", "P", published=True, bpp=rates, psnr=dists, ms_ssim_db=ms)
+    table = bdrate.bd_versus([anchor, dearer, subject, published], "s")
+    rows = {r["codec"]: r for r in table["rows"]}
+    assert set(rows) == {"a", "b"}
+    assert rows["a"]["bd_rate_psnr_percent"] == pytest.approx(-50, abs=0.5)
+    assert rows["b"]["bd_rate_ms_ssim_percent"] == pytest.approx(-75, abs=0.5)
+    md = bdrate.table_markdown(bdrate.bd_table([anchor, subject], "a"), table)
+    assert "# S against each codec" in md and "| B | -75.0 % |" in md
+
+
 def test_rd_errors_are_one_line(tmp_path, data_dir, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
