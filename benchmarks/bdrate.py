@@ -85,6 +85,13 @@ def bd_rate(
     return BDResult(float(value), notes)
 
 
+DEFINITION = (
+    "Bjontegaard-delta rate in percent: the average change in bits for equal quality "
+    "over the shared quality range; negative means fewer bits than the anchor. "
+    "MS-SSIM is taken in dB, -10*log10(1 - MS-SSIM)."
+)
+
+
 def _row(anchor, test, method: str, key: str, label: str, published: bool) -> dict:
     """One table row: BD-rates of ``test`` against ``anchor`` in PSNR and MS-SSIM dB."""
     psnr = bd_rate(anchor.bpp, anchor.psnr, test.bpp, test.psnr, method, " dB")
@@ -139,13 +146,6 @@ def bd_versus(curves: Sequence, subject_key: str, method: str = "akima") -> dict
         "definition": DEFINITION,
         "rows": rows,
     }
-
-
-DEFINITION = (
-    "Bjontegaard-delta rate in percent: the average change in bits for equal quality "
-    "over the shared quality range; negative means fewer bits than the anchor. "
-    "MS-SSIM is taken in dB, -10*log10(1 - MS-SSIM)."
-)
 
 
 def _pct(v: float) -> str:
