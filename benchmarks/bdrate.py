@@ -92,14 +92,14 @@ DEFINITION = (
 )
 
 
-def _row(anchor, test, method: str, key: str, label: str, published: bool) -> dict:
-    """One table row: BD-rates of ``test`` against ``anchor`` in PSNR and MS-SSIM dB."""
+def _row(anchor, test, method: str, named) -> dict:
+    """BD-rates of ``test`` against ``anchor`` in PSNR and MS-SSIM dB, labelled by ``named``."""
     psnr = bd_rate(anchor.bpp, anchor.psnr, test.bpp, test.psnr, method, " dB")
     msssim = bd_rate(anchor.bpp, anchor.ms_ssim_db, test.bpp, test.ms_ssim_db, method, " dB")
     return {
-        "codec": key,
-        "label": label,
-        "published": published,
+        "codec": named.key,
+        "label": named.display,
+        "published": named.published,
         "bd_rate_psnr_percent": psnr.value,
         "bd_rate_ms_ssim_percent": msssim.value,
         "notes": [f"PSNR: {n}" for n in psnr.notes] + [f"MS-SSIM: {n}" for n in msssim.notes],
@@ -112,11 +112,7 @@ def bd_table(curves: Sequence, anchor_key: str, method: str = "akima") -> dict:
     ``curves`` are ``benchmarks.curves.Curve`` objects, live and published alike.
     """
     anchor = next(c for c in curves if c.key == anchor_key)
-    rows = [
-        _row(anchor, c, method, c.key, c.display, c.published)
-        for c in curves
-        if c.key != anchor_key
-    ]
+    rows = [_row(anchor, c, method, c) for c in curves if c.key != anchor_key]
     return {
         "anchor": anchor.key,
         "anchor_label": anchor.display,
@@ -134,11 +130,7 @@ def bd_versus(curves: Sequence, subject_key: str, method: str = "akima") -> dict
     AVIF?"); published curves are left out because they come from another dataset.
     """
     subject = next(c for c in curves if c.key == subject_key)
-    rows = [
-        _row(c, subject, method, c.key, c.display, False)
-        for c in curves
-        if c.key != subject_key and not c.published
-    ]
+    rows = [_row(c, subject, method, c) for c in curves if c.key != subject_key and not c.published]
     return {
         "subject": subject.key,
         "subject_label": subject.display,
