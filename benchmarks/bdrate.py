@@ -140,6 +140,31 @@ def bd_versus(curves: Sequence, subject_key: str, method: str = "akima") -> dict
     }
 
 
+def bd_per_image(curves_by_image: dict[str, Sequence], subject_key: str, method: str = "akima"):
+    """:func:`bd_versus` on each image's own curves, plus the median over images per anchor.
+
+    A BD-rate of mean curves is dominated by the images where the codecs differ most; the
+    per-image values and their median show how typical that is, and which images lose.
+    """
+    images = []
+    for name, curves in curves_by_image.items():
+        if not any(c.key == subject_key for c in curves):
+            continue
+        rows = bd_versus(curves, subject_key, method)["rows"]
+        images.append({"image": name, "rows": rows})
+    labels = {r["codec"]: r["label"] for e in images for r in e["rows"]}
+    median = {}
+    for key in labels:
+        values = [
+            r["bd_rate_psnr_percent"]
+            for e in images
+            for r in e["rows"]
+            if r["codec"] == key and math.isfinite(r["bd_rate_psnr_percent"])
+        ]
+        median[key] = float(np.median(values)) if values else math.nan
+    return {"labels": labels, "images": images, "median_psnr_percent": median}
+
+
 def _pct(v: float) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:+.1f} %"
 
@@ -154,11 +179,12 @@ def _rows_markdown(rows: list[dict], first: str) -> list[str]:
     return lines
 
 
-def table_markdown(table: dict, versus: dict | None = None) -> str:
+def table_markdown(table: dict, versus: dict | None = None, per_image: dict | None = None) -> str:
     """The BD table as Markdown, with published rows marked and NaN entries explained.
 
     With ``versus`` (from :func:`bd_versus`), a second section reads the other way round:
-    the subject codec against each live codec as the anchor.
+    the subject codec against each live codec as the anchor; with ``per_image`` (from
+    :func:`bd_per_image`), a third gives that per image, worst first, and the median.
     """
     lines = [
         f"# BD-rate against {table['anchor_label']}",
@@ -184,4 +210,40 @@ def table_markdown(table: dict, versus: dict | None = None) -> str:
             "",
             *_rows_markdown(versus["rows"], "anchor"),
         ]
+    if versus is not None and per_image and per_image["images"]:
+        lines += ["", *_per_image_markdown(per_image, versus["subject_label"])]
     return "\n".join(lines) + "\n"
+
+
+def _per_image_markdown(per_image: dict, subject: str) -> list[str]:
+    keys = list(per_image["labels"])
+    sort_key = keys[-1] if "avif" not in keys else "avif"
+
+    def value(entry: dict, key: str) -> float:
+        row = next((r for r in entry["rows"] if r["codec"] == key), None)
+        return math.nan if row is None else row["bd_rate_psnr_percent"]
+
+    def order(entry: dict) -> float:
+        v = value(entry, sort_key)
+        return -v if math.isfinite(v) else math.inf
+
+    lines = [
+        f"## {subject} against each codec, per image (PSNR)",
+        "",
+        (
+            f"The same BD-rate on each image's own curves, images sorted by the "
+            f"{per_image['labels'][sort_key]} column, worst first; n/a where the curves do not "
+            "overlap. The median row is the typical image, where the table above weighs the "
+            "images that differ most."
+        ),
+        "",
+        "| image | " + " | ".join(per_image["labels"][k] for k in keys) + " |",
+        "|---|" + "---:|" * len(keys),
+        "| **median** | "
+        + " | ".join(f"**{_pct(per_image['median_psnr_percent'][k])}**" for k in keys)
+        + " |",
+    ]
+    for entry in sorted(per_image["images"], key=order):
+        cells = " | ".join(_pct(value(entry, k)) for k in keys)
+        lines.append(f"| {entry['image']} | {cells} |")
+    return lines

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import anchors as anchors_mod
 from . import codecs as codecs_mod
-from .bdrate import bd_table, bd_versus, table_markdown
+from .bdrate import bd_per_image, bd_table, bd_versus, table_markdown
 from .cli import Parser, UsageError, image_paths, run, warn
 from .curves import Curve
 from .images import image_name, load_rgb
@@ -395,7 +395,7 @@ def _main(argv: Sequence[str] | None) -> int:
     write_csv(results, out / "rd.csv")
 
     curves = [live_curve(n, e) for n, e in results.items()] + published
-    write_bd(curves, args.anchor_codec, args.bd_method, out)
+    write_bd(curves, args.anchor_codec, args.bd_method, out, results)
 
     from .plots import plot_rd
 
@@ -416,19 +416,47 @@ def _size(path: Path) -> dict:
     return {"width": w, "height": h}
 
 
-def write_bd(curves: list[Curve], anchor: str, method: str, out: Path) -> None:
+def image_curves(results: dict) -> dict[str, list[Curve]]:
+    """Each image's own curve per codec, from the per-image values of every point."""
+    by_image: dict[str, list[Curve]] = {}
+    for key, entry in results.items():
+        rows: dict[str, list[dict]] = {}
+        for point in entry["points"]:
+            for r in point["images"]:
+                rows.setdefault(r["image"], []).append(r)
+        for image, pts in rows.items():
+            pts = sorted(pts, key=lambda r: r["bpp"])
+            by_image.setdefault(image, []).append(
+                Curve(
+                    key=key,
+                    label=entry["label"],
+                    bpp=[r["bpp"] for r in pts],
+                    psnr=[r["psnr"] for r in pts],
+                    ms_ssim_db=[ms_ssim_db(r["ms_ssim"]) for r in pts],
+                )
+            )
+    return by_image
+
+
+def write_bd(
+    curves: list[Curve], anchor: str, method: str, out: Path, results: dict | None = None
+) -> None:
     """bd_rate.json and bd_rate.md; an explanatory stub when the anchor produced no curve.
 
-    When lcodec ran, both files also carry lcodec against each live codec ("versus").
+    When lcodec ran, both files also carry lcodec against each live codec ("versus"), and,
+    given the per-image ``results``, the same per image ("per_image").
     """
     if any(c.key == anchor for c in curves):
         table = bd_table(curves, anchor, method)
-        versus = None
+        versus = per_image = None
         if any(c.key == SUBJECT and not c.published for c in curves):
             versus = bd_versus(curves, SUBJECT, method)
             table["versus"] = versus
+            if results:
+                per_image = bd_per_image(image_curves(results), SUBJECT, method)
+                table["per_image"] = per_image
         write_json(table, out / "bd_rate.json")
-        (out / "bd_rate.md").write_text(table_markdown(table, versus))
+        (out / "bd_rate.md").write_text(table_markdown(table, versus, per_image))
         return
     msg = f"anchor {anchor!r} produced no results (see 'skipped' in rd.json)"
     warn(PROG, f"no BD-rate table: {msg}")

@@ -157,6 +157,11 @@ def test_versus_table_reads_from_lcodec_side(rd_out):
     assert rows["jpeg"]["bd_rate_psnr_percent"] == main["bd_rate_psnr_percent"]
     md = (rd_out / "bd_rate.md").read_text()
     assert "# lcodec against each codec" in md and "| anchor |" in md
+    per_image = table["per_image"]
+    names = {i["image"] for i in json.loads((rd_out / "rd.json").read_text())["images"]}
+    assert {e["image"] for e in per_image["images"]} == names
+    assert set(per_image["median_psnr_percent"]) == set(rows)
+    assert "## lcodec against each codec, per image (PSNR)" in md
 
 
 def test_bd_versus_puts_the_subject_against_each_live_curve():
@@ -176,6 +181,31 @@ def test_bd_versus_puts_the_subject_against_each_live_curve():
     assert rows["b"]["bd_rate_ms_ssim_percent"] == pytest.approx(-75, abs=0.5)
     md = bdrate.table_markdown(bdrate.bd_table([anchor, subject], "a"), table)
     assert "# S against each codec" in md and "| B | -75.0 % |" in md
+
+
+def test_bd_per_image_gives_each_image_and_the_median():
+    from benchmarks.curves import Curve
+
+    rates = [0.2, 0.4, 0.8, 1.6]
+    dists = [26.0, 29.0, 32.0, 35.0]
+
+    def pair(factor: float) -> list:
+        anchor = Curve("a", "A", bpp=rates, psnr=dists, ms_ssim_db=dists)
+        subject = Curve("s", "S", bpp=[r * factor for r in rates], psnr=dists, ms_ssim_db=dists)
+        return [anchor, subject]
+
+    by_image = {"x.png": pair(0.5), "y.png": pair(0.25), "z.png": pair(0.75)[:1]}
+    result = bdrate.bd_per_image(by_image, "s")
+    got = {e["image"]: e["rows"][0]["bd_rate_psnr_percent"] for e in result["images"]}
+    assert set(got) == {"x.png", "y.png"}  # z.png has no subject curve
+    assert got["x.png"] == pytest.approx(-50, abs=0.5)
+    assert got["y.png"] == pytest.approx(-75, abs=0.5)
+    assert result["median_psnr_percent"]["a"] == pytest.approx(-62.5, abs=0.5)
+    versus = bdrate.bd_versus(pair(0.5), "s")
+    md = bdrate.table_markdown(bdrate.bd_table(pair(0.5), "a"), versus, result)
+    section = md.split("per image (PSNR)")[1]
+    assert "| **median** | **-62.5 %** |" in section
+    assert section.index("x.png") < section.index("y.png")  # worst (most bits) first
 
 
 def test_rd_errors_are_one_line(tmp_path, data_dir, capsys):
