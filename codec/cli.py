@@ -184,8 +184,15 @@ def compress(
 
     def work(job: Job) -> str:
         src = read_input(job) if job.src == STDIO else job.src
+        # No reconstruction: the command prints none, and it would cost a synthesis transform.
         enc = encode(
-            src, quality=quality, device=device, effort=effort, precision=precision, **options
+            src,
+            quality=quality,
+            device=device,
+            effort=effort,
+            precision=precision,
+            reconstruct=False,
+            **options,
         )
         write_output(job, enc.data, force)
         c = enc.container

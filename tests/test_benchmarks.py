@@ -360,3 +360,20 @@ def test_precision_compares_float16_with_float32(data_dir, tmp_path, torch_one_t
     assert summary["max_levels"] == max(r["synthesis"]["max_levels"] for r in rows)
     assert summary["below_rounding"] == (summary["max_levels"] < 0.5)
     assert precision.main([*args, "--qualities", "101"]) == 2
+
+
+def test_cli_roundtrip_times_the_commands(tmp_path):
+    from benchmarks import cli_roundtrip
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(smooth_image(64, 80, seed=i)).save(data / f"{i}.png")
+    out = tmp_path / "r.json"
+    cli_roundtrip.main(["--data", str(data), "--json", str(out), "--quality", "30"])
+    r = json.loads(out.read_text())
+    assert r["images"] == r["round_trips_ok"] == 2
+    assert r["compress_s"] > 0 and r["decompress_s"] > 0
+    assert r["single_image"]["image"] == "0.png"
+    assert r["single_image"]["compress_s"] > 0 and r["single_image"]["decompress_s"] > 0
+    assert all(row["psnr"] > 20 for row in r["per_image"])

@@ -137,3 +137,18 @@ def test_help_and_info_do_not_import_torch(png):
             [sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True
         )
         assert r.stdout.strip().splitlines()[-1] == "False", r.stdout
+
+
+def test_compress_runs_no_synthesis(png, monkeypatch):
+    """The command prints no reconstruction, so it must not pay for one; the file is the same."""
+    import codec
+
+    expected = codec.compress(str(png), quality=60)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("compress ran the synthesis transform")
+
+    monkeypatch.setattr("codec.encoder.Analysis.reconstruction", refuse)
+    r = run("compress", png, "-q", 60, "-o", png.with_suffix(".x.lcz"))
+    assert r.exit_code == 0, r.output
+    assert png.with_suffix(".x.lcz").read_bytes() == expected
