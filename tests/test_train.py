@@ -156,6 +156,7 @@ def test_time_budget_ends_early_and_init_from_weights(data_dir, tmp_path):
         steps=100000,
         time_budget=1.0,
         init_from=str(weights),
+        seed=3,
         **TINY,
     )
     ckpt2 = train(cfg, progress=False)
@@ -167,6 +168,7 @@ def test_time_budget_ends_early_and_init_from_weights(data_dir, tmp_path):
         export_checkpoint(ckpt2, tmp_path / "w2", "tiny-2").with_suffix(".json").read_text()
     )
     assert [st["steps"] for st in manifest["stages"]] == [2, state["step"]]
+    assert [st["seed"] for st in manifest["stages"]] == [0, 3]
     assert manifest["total_steps"] == 2 + state["step"]
     assert manifest["total_wall_s"] >= manifest["wall_s"] >= 1.0
 
