@@ -140,7 +140,9 @@ def bd_versus(curves: Sequence, subject_key: str, method: str = "akima") -> dict
     }
 
 
-def bd_per_image(curves_by_image: dict[str, Sequence], subject_key: str, method: str = "akima"):
+def bd_per_image(
+    curves_by_image: dict[str, Sequence], subject_key: str, method: str = "akima"
+) -> dict:
     """:func:`bd_versus` on each image's own curves, plus the median over images per anchor.
 
     A BD-rate of mean curves is dominated by the images where the codecs differ most; the
