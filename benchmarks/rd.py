@@ -423,18 +423,12 @@ def image_curves(results: dict) -> dict[str, list[Curve]]:
         rows: dict[str, list[dict]] = {}
         for point in entry["points"]:
             for r in point["images"]:
-                rows.setdefault(r["image"], []).append(r)
-        for image, pts in rows.items():
-            pts = sorted(pts, key=lambda r: r["bpp"])
-            by_image.setdefault(image, []).append(
-                Curve(
-                    key=key,
-                    label=entry["label"],
-                    bpp=[r["bpp"] for r in pts],
-                    psnr=[r["psnr"] for r in pts],
-                    ms_ssim_db=[ms_ssim_db(r["ms_ssim"]) for r in pts],
+                rows.setdefault(r["image"], []).append(
+                    {**r, "ms_ssim_db": ms_ssim_db(r["ms_ssim"])}
                 )
-            )
+        for image, points in rows.items():
+            curve = live_curve(key, {"label": entry["label"], "points": points})
+            by_image.setdefault(image, []).append(curve)
     return by_image
 
 
