@@ -152,3 +152,20 @@ def test_compress_runs_no_synthesis(png, monkeypatch):
     r = run("compress", png, "-q", 60, "-o", png.with_suffix(".x.lcz"))
     assert r.exit_code == 0, r.output
     assert png.with_suffix(".x.lcz").read_bytes() == expected
+
+
+def test_compress_skips_compressai_point_cloud_code(png, tmp_path):
+    """The command's process codes the image without importing torch_geometric, and the
+    CompressAI parts it skipped still load for real when something asks for them."""
+    out = tmp_path / "probe.lcz"
+    probe = (
+        "import sys; from codec.cli import main\n"
+        f"main(['compress', {str(png)!r}, '-o', {str(out)!r}], standalone_mode=False)\n"
+        "print('torch_geometric' in sys.modules)\n"
+        "import compressai.datasets\n"
+        "print(compressai.datasets.ImageFolder.__name__)"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert r.stdout.splitlines()[-2:] == ["False", "ImageFolder"], r.stdout
+    assert run("compress", png, "-o", tmp_path / "here.lcz").exit_code == 0
+    assert out.read_bytes() == (tmp_path / "here.lcz").read_bytes()
