@@ -162,10 +162,10 @@ def test_compress_skips_compressai_point_cloud_code(png, tmp_path):
         "import sys; from codec.cli import main\n"
         f"main(['compress', {str(png)!r}, '-o', {str(out)!r}], standalone_mode=False)\n"
         "print('torch_geometric' in sys.modules)\n"
-        "import compressai.datasets\n"
-        "print(compressai.datasets.ImageFolder.__name__)"
+        "import compressai.datasets, compressai.transforms.point\n"
+        "print(compressai.datasets.ImageFolder.__name__, 'torch_geometric' in sys.modules)"
     )
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert r.stdout.splitlines()[-2:] == ["False", "ImageFolder"], r.stdout
+    assert r.stdout.splitlines()[-2:] == ["False", "ImageFolder True"], r.stdout
     assert run("compress", png, "-o", tmp_path / "here.lcz").exit_code == 0
     assert out.read_bytes() == (tmp_path / "here.lcz").read_bytes()
