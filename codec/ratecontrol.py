@@ -336,8 +336,10 @@ def search(
 
     ``evaluate(quality)`` encodes at a quality and returns a ``Candidate`` (with ``psnr`` set
     for PSNR targets). With ``refine``, a costlier encoder (higher effort), the target is first
-    located with the cheap ``evaluate``, then a few ``refine`` trials start from there, and only
-    those are eligible as the answer.
+    located with the cheap ``evaluate``, then a few ``refine`` trials start from there; those are
+    the answer unless none meets the target and the cheap encoder's best does. The costlier
+    encoder may jump past the target's window between neighbouring qualities (it keeps a bigger
+    file when that lowers the rate-distortion loss), and a met target is what was asked for.
     """
     cheap = _Search(target, pixels)
     scan = target.kind == "psnr"
@@ -355,5 +357,9 @@ def search(
         step = max(abs(costly.score(first)) / slope * 1.25, 0.05)
     lo, hi = costly.run(refine, start=start, step=step, max_trials=MAX_REFINE_TRIALS)
     result = costly.result()
+    fallback = cheap.result()
+    if not result.met and fallback.met:
+        fallback.trials += costly.trials
+        return cheap.best, fallback
     result.trials += cheap.trials
     return costly.best, result

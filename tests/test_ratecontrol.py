@@ -139,6 +139,23 @@ def test_search_survives_non_monotone_curves():
     assert not result.met and result.quality == 100
 
 
+def test_search_falls_back_when_the_costly_encoder_jumps_over_the_target():
+    """A refined encoder whose sizes skip the target's window: the cheap file that met it wins."""
+    pixels = 100 * 100
+
+    def cheap(q):
+        return Candidate(q, int(1000 + 10 * q), payload="cheap")
+
+    def costly(q):  # 10 % jumps near the goal, like effort keeping a bigger, better file
+        return Candidate(q, int(1000 + 10 * q) + (80 if q > 58 else -30), payload="costly")
+
+    best, result = search(cheap, Target("size", 1600), pixels, refine=costly)
+    assert best.payload == "cheap" and result.met and 0.98 * 1600 <= best.nbytes <= 1600
+    # Where the costly encoder can meet the target, its file is the answer.
+    best, result = search(cheap, Target("size", 1400), pixels, refine=costly)
+    assert best.payload == "costly" and result.met and 0.98 * 1400 <= best.nbytes <= 1400
+
+
 def test_search_finds_a_narrow_psnr_peak():
     """Every coarse grid point misses; a finer look finds where the target is met."""
 
