@@ -20,8 +20,9 @@ with warnings.catch_warnings():  # compressai still uses torch.jit.script, depre
     warnings.simplefilter("ignore", FutureWarning)
     from compressai.models import MeanScaleHyperprior
 
-#: MSE lambdas of the rate ladder, low rate first: CompressAI's zoo values (its qualities 1–7)
-#: with two lower rungs, so that quality 0 reaches about 0.15 bpp.
+#: MSE lambdas of the rate ladder, low rate first: CompressAI's zoo values (its qualities 1–6)
+#: with two lower rungs, so that quality 0 reaches about 0.15 bpp, and a top rung above its
+#: 0.0932: each training stage lowers every rung's rate, and quality 100 must stay above 1.2 bpp.
 DEFAULT_LAMBDAS: tuple[float, ...] = (
     0.00045,
     0.0009,
@@ -31,7 +32,7 @@ DEFAULT_LAMBDAS: tuple[float, ...] = (
     0.0130,
     0.0250,
     0.0483,
-    0.0932,
+    0.11,
 )
 
 ARCHITECTURE = "msh-gain"

@@ -157,7 +157,7 @@ def test_time_budget_ends_early_and_init_from_weights(data_dir, tmp_path):
         time_budget=1.0,
         init_from=str(weights),
         seed=3,
-        **TINY,
+        **{**TINY, "lambdas": (0.005, 0.08)},
     )
     ckpt2 = train(cfg, progress=False)
     state = torch.load(ckpt2, weights_only=False)
@@ -169,6 +169,7 @@ def test_time_budget_ends_early_and_init_from_weights(data_dir, tmp_path):
     )
     assert [st["steps"] for st in manifest["stages"]] == [2, state["step"]]
     assert [st["seed"] for st in manifest["stages"]] == [0, 3]
+    assert [st["lambda_range"] for st in manifest["stages"]] == [[0.005, 0.05], [0.005, 0.08]]
     assert manifest["total_steps"] == 2 + state["step"]
     assert manifest["total_wall_s"] >= manifest["wall_s"] >= 1.0
 

@@ -102,6 +102,8 @@ def training_stages(state: dict, depth: int = 0) -> list[dict]:
         "crop": cfg["crop"],
         "lr": cfg["lr"],
         "rungs": len(cfg["lambdas"]),
+        # The ladder's ends: quality 0 and 100 train at these lambdas.
+        "lambda_range": [cfg["lambdas"][0], cfg["lambdas"][-1]],
         # The crop sampler's seed: stages with the same seed see the same crops in the same order.
         "seed": cfg.get("seed", 0),
         "hardware": log.get("hardware", "unknown"),
