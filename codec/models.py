@@ -32,7 +32,7 @@ DEFAULT_LAMBDAS: tuple[float, ...] = (
     0.0130,
     0.0250,
     0.0483,
-    0.11,
+    0.13,
 )
 
 ARCHITECTURE = "msh-gain"
