@@ -63,14 +63,22 @@ def test_rebuilt_from_weights_is_identical(setup):
 
 
 def test_matches_float_model_closely(setup):
-    """The integer network is the float network on a fine grid: indexes rarely move, by one."""
+    """The integer network is the float network on a fine grid: indexes rarely move, by one.
+
+    At the bottom of the scale table the bins are narrower than the grid's error, so an
+    index there may move by two; nowhere else.
+    """
     lm, z_hat = setup
     idx, means = _params(lm.exact, z_hat)
     with torch.inference_mode():
         scales_f, means_f = lm.model.h_s(z_hat).chunk(2, 1)
         idx_f = lm.model.gaussian_conditional.build_indexes(scales_f)
     diff = (idx - idx_f).abs()
-    assert diff.max() <= 1
+    assert diff.max() <= 2
+    far = diff > 1
+    table = lm.model.gaussian_conditional.scale_table
+    assert far.sum() <= 1e-3 * diff.numel()
+    assert (scales_f[far] < table[4]).all()
     assert diff.float().mean() < 0.1
     # Means within a fraction of a quantization bin: the grid's error is far below the
     # quantization's own (its RD cost is measured by benchmarks/determinism.py).
