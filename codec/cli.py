@@ -311,6 +311,14 @@ def compare(reference, image):
 @click.option("--time-budget", default=0.0, help="Seconds: end the schedule early at this time.")
 @click.option("--amp", is_flag=True, help="bf16 autocast for the transforms on CUDA.")
 @click.option(
+    "--rate-balance",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Weight each crop's loss by (lambda / ladder mean)^-B. At 0 the top rungs dominate "
+    "the gradient (about 20:1); 0.5 gives every rung about equal weight.",
+)
+@click.option(
     "--compile",
     "compile_",
     is_flag=True,
@@ -336,6 +344,7 @@ def train_command(
     val,
     time_budget,
     amp,
+    rate_balance,
     compile_,
 ):
     """Train (or resume) a variable-rate model on a folder of images, then export its weights."""
@@ -366,6 +375,7 @@ def train_command(
         time_budget=time_budget,
         amp=amp,
         compile=compile_,
+        rate_balance=rate_balance,
     )
     ckpt = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -190,3 +190,41 @@ def test_init_from_carries_gains_onto_a_wider_ladder(data_dir, tmp_path):
     g0, g1 = old["model"]["log_gain"][:2]
     reach = math.log(src[0] / wider[0]) / math.log(src[1] / src[0])
     assert torch.allclose(model.log_gain[0], g0 + (g0 - g1) * reach, atol=1e-5)
+
+
+def test_rate_balance_weights_crops_by_their_lambda():
+    from codec.train.loop import rd_loss
+
+    torch.manual_seed(0)
+    lambdas = (0.001, 0.004, 0.016)
+    model = build_model(ARCHITECTURE, TINY["N"], TINY["M"], lambdas)
+    x = torch.rand(3, 3, 64, 64)
+    rate = torch.tensor([0.0, 1.0, 2.0])
+    with torch.no_grad():
+        out = model(x, rate)
+        plain, bpp, mse = rd_loss(model, out, x, rate)
+        same, _, _ = rd_loss(model, out, x, rate, 0.0)
+        balanced, bpp2, mse2 = rd_loss(model, out, x, rate, 0.5)
+    # Per-crop plain losses, rebuilt from the definition.
+    bits = sum(torch.log2(lik).reshape(3, -1).sum(1) for lik in out["likelihoods"].values())
+    err = (out["x_hat"] - x).pow(2).reshape(3, -1).mean(1)
+    per_crop = torch.tensor(lambdas) * 255**2 * err - bits / (64 * 64)
+    assert torch.allclose(plain, per_crop.mean(), rtol=1e-4)
+    assert torch.equal(plain, same)
+    # The middle rung is the ladder's geometric mean (weight 1); the others get sqrt(4)=2, 1/2.
+    weights = torch.tensor([2.0, 1.0, 0.5])
+    assert torch.allclose(balanced, (per_crop * weights).mean(), rtol=1e-4)
+    # Logged figures are unweighted.
+    assert torch.equal(bpp, bpp2) and torch.equal(mse, mse2)
+
+
+def test_rate_balance_is_recorded_in_the_manifest(data_dir, tmp_path):
+    cfg = TrainConfig(
+        data=str(data_dir), out=str(tmp_path / "b"), steps=2, rate_balance=0.25, **TINY
+    )
+    manifest = json.loads(
+        export_checkpoint(train(cfg, progress=False), tmp_path / "w", "tiny-b")
+        .with_suffix(".json")
+        .read_text()
+    )
+    assert manifest["stages"][-1]["rate_balance"] == 0.25

@@ -106,6 +106,7 @@ def training_stages(state: dict, depth: int = 0) -> list[dict]:
         "lambda_range": [cfg["lambdas"][0], cfg["lambdas"][-1]],
         # The crop sampler's seed: stages with the same seed see the same crops in the same order.
         "seed": cfg.get("seed", 0),
+        "rate_balance": cfg.get("rate_balance", 0.0),
         "hardware": log.get("hardware", "unknown"),
     }
     source = cfg.get("init_from")

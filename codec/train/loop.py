@@ -49,6 +49,10 @@ class TrainConfig:
     time_budget: float = 0.0  # seconds; the schedule ends at whichever of steps or time is first
     amp: bool = False  # bf16 autocast for the transforms on CUDA; entropy models stay float32
     compile: bool = False  # torch.compile the network (the checkpoint keeps the plain model)
+    # Each crop's loss is weighted by (lambda / ladder's geometric mean) ** -rate_balance. The
+    # plain loss grows about as sqrt(lambda), so at 0 the top rungs outweigh the bottom ~20:1 in
+    # the shared transforms' gradient; 0.5 gives every rung about the same say.
+    rate_balance: float = 0.0
     extra: dict = field(default_factory=dict)
 
 
@@ -86,8 +90,9 @@ def load_initial_weights(model, path: str) -> None:
     model.load_state_dict(state)
 
 
-def rd_loss(model, out: dict, x: torch.Tensor, rate: torch.Tensor) -> tuple:
-    """Per-crop lambda * 255^2 * MSE + bpp, averaged; also returns mean bpp and MSE for logs."""
+def rd_loss(model, out: dict, x: torch.Tensor, rate: torch.Tensor, balance: float = 0.0) -> tuple:
+    """Per-crop lambda * 255^2 * MSE + bpp, averaged with rate-balance weights (see
+    ``TrainConfig.rate_balance``); also returns mean bpp and MSE for logs."""
     b, _, h, w = x.shape
     bits = sum(
         torch.log(lik).reshape(b, -1).sum(1) for lik in out["likelihoods"].values()
@@ -95,8 +100,11 @@ def rd_loss(model, out: dict, x: torch.Tensor, rate: torch.Tensor) -> tuple:
     bpp = bits / (h * w)
     mse = (out["x_hat"] - x).pow(2).reshape(b, -1).mean(1)
     lmbda = model.lmbda(rate)
-    loss = (lmbda * 255**2 * mse + bpp).mean()
-    return loss, bpp.mean(), mse.mean()
+    per_crop = lmbda * 255**2 * mse + bpp
+    if balance:
+        ref = math.exp(sum(math.log(v) for v in model.lambdas) / len(model.lambdas))
+        per_crop = per_crop * (lmbda.detach() / ref) ** -balance
+    return per_crop.mean(), bpp.mean(), mse.mean()
 
 
 def split_parameters(model) -> tuple[list, list]:
@@ -107,7 +115,9 @@ def split_parameters(model) -> tuple[list, list]:
     return main, aux
 
 
-def train_step(model, net, opt, aux_opt, x: torch.Tensor, clip: float, amp: bool) -> tuple:
+def train_step(
+    model, net, opt, aux_opt, x: torch.Tensor, clip: float, amp: bool, balance: float = 0.0
+) -> tuple:
     """One optimisation step on batch ``x``, each crop at its own random rate.
 
     ``net`` is ``model`` or its DDP wrapper. Returns loss, bpp, MSE and aux loss (tensors).
@@ -115,7 +125,7 @@ def train_step(model, net, opt, aux_opt, x: torch.Tensor, clip: float, amp: bool
     rate = torch.rand(x.shape[0], device=x.device) * (model.levels - 1)
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
         out = net(x, rate)
-    loss, bpp, mse = rd_loss(model, out, x, rate)
+    loss, bpp, mse = rd_loss(model, out, x, rate, balance)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if clip:
@@ -211,7 +221,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         x = sampler.batch(batch).to(device, non_blocking=True)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        loss, bpp, mse, aux = train_step(model, net, opt, aux_opt, x, cfg.clip, amp)
+        loss, bpp, mse, aux = train_step(
+            model, net, opt, aux_opt, x, cfg.clip, amp, cfg.rate_balance
+        )
         step += 1
         progress = _progress(step, cfg, wall_before + time.time() - t_start, world, device)
 
