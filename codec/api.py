@@ -24,7 +24,7 @@ from .image import Picture, decode_alpha, decoded_picture, encode_alpha, read_im
 from .layers import for_inference
 from .ratecontrol import TargetResult, parse_target
 from .tiling import synthesize
-from .zoo import Weights, find_weights, load_network
+from .zoo import Weights, find_weights, load_network, weights_for
 
 #: Total down-sampling of the hyperprior: images are padded to a multiple of this.
 STRIDE = 64
@@ -90,12 +90,16 @@ def resolve_precision(precision: str | None) -> str:
 
 
 def load_model(
-    weights: str | None = None,
+    weights: str | Weights | None = None,
     device: str | torch.device | None = None,
     precision: str | None = None,
 ) -> LoadedModel:
-    """Load (once per weights, device and precision) the network behind the codec."""
-    w = find_weights(weights)
+    """Load (once per weights, device and precision) the network behind the codec.
+
+    ``weights`` is a release name (``lcodec models`` lists them), a ``.safetensors`` path, or
+    ``None`` for the default release.
+    """
+    w = weights if isinstance(weights, Weights) else find_weights(weights)
     dev = resolve_device(device)
     precision = resolve_precision(precision)
     key = (str(w.path.resolve()), str(dev), precision)
@@ -160,6 +164,7 @@ def encode(
     target_size: int | None = None,
     target_psnr: float | None = None,
     precision: str | None = None,
+    model: str | None = None,
 ) -> Encoded:
     """Compress and also return the reconstruction the decoder will compute from the file.
 
@@ -168,6 +173,7 @@ def encode(
     by a search over it (codec/ratecontrol.py); ``.target`` says what was reached. ``effort``
     2..9 optimises the latents for this image: slower encoding, smaller files, same decoder
     (codec/effort.py). ``precision="float16"`` runs the transforms in half precision.
+    ``model`` names the release to write with (``weights`` is the same, by position).
     """
     if format_version not in bitstream.READABLE_VERSIONS:
         raise CodecError(f"cannot write format version {format_version}")
@@ -175,7 +181,7 @@ def encode(
     iterations = effort_iterations(effort)
     pic = read_image(image)
     header = _side_info(pic, format_version)
-    lm = load_model(weights, device, precision)
+    lm = load_model(_one_model(weights, model), device, precision)
     levels = lm.model.levels
     if target is None:
         quality_to_rate(quality, levels)  # fail on a bad quality before any work
@@ -205,16 +211,17 @@ def compress(
     target_size: int | None = None,
     target_psnr: float | None = None,
     precision: str | None = None,
+    model: str | None = None,
 ) -> bytes:
     """Compress an image (path, PIL image or HxWx3 uint8 array) into ``.lcz`` bytes.
 
-    Targets, effort and precision work as in ``encode``.
+    Targets, effort, precision and model work as in ``encode``.
     """
     return encode(
         image,
         quality,
         device,
-        weights,
+        _one_model(weights, model),
         reconstruct=False,
         effort=effort,
         target_bpp=target_bpp,
@@ -224,18 +231,10 @@ def compress(
     ).data
 
 
-def _weights_for(c: Container, weights: str | None) -> str:
-    """The weights a container names (or those given), refusing any whose hash differs."""
-    try:
-        w = find_weights(weights or c.model_id)
-    except CodecError:
-        raise CodecError(f"file needs model {c.model_id!r}, which is not installed") from None
-    if w.short_hash != c.weights_hash:
-        raise CodecError(
-            f"file was made with other weights for {c.model_id!r} "
-            f"({c.weights_hash.hex()}, installed {w.short_hash.hex()})"
-        )
-    return str(w.path)
+def _one_model(weights: str | None, model: str | None) -> str | None:
+    if weights is not None and model is not None and str(weights) != str(model):
+        raise CodecError(f"weights {weights!r} and model {model!r} disagree: give one")
+    return model if model is not None else weights
 
 
 def decode(
@@ -244,7 +243,7 @@ def decode(
     """Decode ``.lcz`` bytes into a ``Picture``: ``.pixels`` in the image's own layout (HxW
     gray, HxWx3 RGB, or with alpha HxWx2 / HxWx4), ``.mode``, ``.alpha``, ``.icc_profile``."""
     c = bitstream.unpack(data)
-    lm = load_model(_weights_for(c, weights), device, precision)
+    lm = load_model(weights_for(c.model_id, c.weights_hash, weights), device, precision)
     model = lm.model
     if c.pad_bottom >= STRIDE or c.pad_right >= STRIDE:
         raise CodecError("malformed header (padding out of range)")

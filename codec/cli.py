@@ -166,11 +166,28 @@ def main():
     show_default=True,
     help="1-9: higher spends more encoding time on smaller files (same decoder).",
 )
+@click.option(
+    "--model",
+    default=None,
+    metavar="NAME",
+    help="Model release to write with (default: the newest default; see lcodec models). "
+    "Decoding always finds the release a file needs by itself.",
+)
 @DEVICE
 @PRECISION
 @FORCE
 def compress(
-    images, output, quality, target_bpp, target_size, target_psnr, effort, device, precision, force
+    images,
+    output,
+    quality,
+    target_bpp,
+    target_size,
+    target_psnr,
+    effort,
+    model,
+    device,
+    precision,
+    force,
 ):
     """Compress IMAGES (files, folders, quoted globs, or - for stdin) into .lcz files.
 
@@ -178,7 +195,10 @@ def compress(
     it, and the value reached is printed. An unreachable target gives the closest file.
     """
     from .api import encode
+    from .zoo import find_weights
 
+    if model is not None:
+        find_weights(model)  # an unknown name fails before any work
     targets = {"bpp": target_bpp, "size": target_size, "psnr": target_psnr}
     if sum(v is not None for v in targets.values()) > 1:
         raise CodecError("--target-bpp, --target-size and --target-psnr are mutually exclusive")
@@ -193,6 +213,7 @@ def compress(
             device=device,
             effort=effort,
             precision=precision,
+            model=model,
             reconstruct=False,
             **options,
         )
@@ -244,13 +265,22 @@ def _read(path: str) -> bytes:
 def info(file, as_json):
     """Show what a .lcz FILE holds: format, model, size, quality, stream sizes, bpp."""
     from .bitstream import info as read_info
+    from .zoo import weights_for
 
     meta = read_info(_read(file))
+    try:
+        w = weights_for(meta["model"], bytes.fromhex(meta["weights_hash"]))
+        meta["release"], meta["installed"] = w.model_id, True
+    except CodecError:
+        meta["release"], meta["installed"] = None, False
     if as_json:
         click.echo(json.dumps(meta))
         return
     click.echo(f"{file}: lcodec format v{meta['format_version']}")
-    click.echo(f"  model        {meta['model']} (weights {meta['weights_hash']})")
+    status = (
+        f"installed as {meta['release']}" if meta["installed"] else "NOT installed: cannot decode"
+    )
+    click.echo(f"  model        {meta['model']} (weights {meta['weights_hash']}, {status})")
     source = meta["source"]
     came = f" (from {source['mode']}, {source['bits']}-bit)" if source else ""
     click.echo(f"  image        {meta['width']}x{meta['height']} {meta['layout']}{came}")
@@ -261,6 +291,42 @@ def info(file, as_json):
     header = f"header {meta['header_bytes']}" + (f" with {sections}" if sections else "")
     click.echo(f"  bytes        {meta['bytes']} ({header}, {streams}, crc 4)")
     click.echo(f"  bpp          {meta['bpp']:.4f}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def models(as_json):
+    """List the installed model releases: architecture, date, size and RD on validation photos.
+
+    Every release stays installed so that every file written with it keeps decoding; the one
+    marked * writes new files unless --model chooses another.
+    """
+    from .zoo import DEFAULT_MODEL, releases
+
+    rows = []
+    for w in releases():
+        m = w.manifest
+        rows.append(
+            {
+                "name": w.model_id,
+                "default": w.model_id == DEFAULT_MODEL,
+                "architecture": m["architecture"],
+                "date": m.get("exported"),
+                "bytes": w.path.stat().st_size,
+                "sha256": w.sha256,
+                "training_steps": m.get("total_steps", m.get("steps")),
+                "rd": m.get("rd", []),
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for r in rows:
+        mark = "*" if r["default"] else " "
+        size = f"{r['bytes'] / 1e6:.1f} MB"
+        click.echo(f"{mark} {r['name']:<24} {r['architecture']:<10} {r['date']}  {size:>8}")
+        rd = ", ".join(f"q{p['quality']:g} {p['bpp']:.3f} bpp {p['psnr']:.2f} dB" for p in r["rd"])
+        click.echo(f"    weights {r['sha256'][:16]}, {r['training_steps']} steps; {rd}")
 
 
 @main.command()
@@ -309,7 +375,34 @@ def compare(reference, image):
 @click.option("--seed", default=0, show_default=True)
 @click.option("--val", default=None, help="Folder of images to measure the exported weights on.")
 @click.option("--time-budget", default=0.0, help="Seconds: end the schedule early at this time.")
-@click.option("--amp", is_flag=True, help="bf16 autocast for the transforms on CUDA.")
+@click.option(
+    "--amp/--no-amp",
+    default=None,
+    help="bf16 autocast for the transforms, channels-last (entropy models and losses stay "
+    "float32). Default: on where the CPU (AVX-512 BF16, AMX) or GPU computes bf16 natively.",
+)
+@click.option(
+    "--ema",
+    default=0.999,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    help="Decay of the moving average of the weights that export ships (0: none).",
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["cosine", "wsd"]),
+    default="cosine",
+    show_default=True,
+    help="cosine: decay over the whole run. wsd: constant, then decay over the last --decay "
+    "of the run (one long schedule across restarts).",
+)
+@click.option(
+    "--decay",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    help="Fraction of the run the wsd schedule spends decaying.",
+)
 @click.option(
     "--rate-balance",
     default=0.0,
@@ -344,6 +437,9 @@ def train_command(
     val,
     time_budget,
     amp,
+    ema,
+    schedule,
+    decay,
     rate_balance,
     compile_,
 ):
@@ -374,6 +470,9 @@ def train_command(
         seed=seed,
         time_budget=time_budget,
         amp=amp,
+        ema=ema,
+        schedule=schedule,
+        decay=decay,
         compile=compile_,
         rate_balance=rate_balance,
     )
@@ -388,9 +487,14 @@ def train_command(
 @click.option("--name", required=True, help="Weights name (the model id files record).")
 @click.option("--out", default=".", show_default=True, help="Folder for .safetensors + .json.")
 @click.option("--val", default=None, help="Folder of images to measure RD points on.")
-def export_command(checkpoint, name, out, val):
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Export the last weights instead of their moving average (when the run kept one).",
+)
+def export_command(checkpoint, name, out, val, raw):
     """Export a training CHECKPOINT as fp16 safetensors weights with a manifest."""
     from .train.export import export_checkpoint
 
-    path = export_checkpoint(checkpoint, out, name, val=val)
+    path = export_checkpoint(checkpoint, out, name, val=val, average=not raw)
     click.echo(f"exported {path}")

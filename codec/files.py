@@ -169,6 +169,13 @@ def write_output(job: Job, data: bytes, force: bool) -> None:
     write_atomic(Path(job.dst), data, force)
 
 
+def current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, data: bytes, force: bool) -> None:
     """Write via a temporary file in the same folder, then rename: no half-written outputs."""
     if path.exists() and not force:
@@ -176,6 +183,8 @@ def write_atomic(path: Path, data: bytes, force: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private; give it the mode a plain open() would, as cp does.
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

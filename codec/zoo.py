@@ -1,23 +1,31 @@
-"""Shipped weights: a safetensors file plus a JSON manifest, checked against its sha256."""
+"""Shipped weights: frozen releases, each a safetensors file plus a JSON manifest.
+
+A release is never replaced or removed once shipped: every ``.lcz`` file names the release it
+was written with and carries the first 8 bytes of its weights' sha256, and decoding looks the
+weights up by that hash among all installed releases. ``DEFAULT_MODEL`` points at the release
+new files are written with. Nothing here imports torch until a network is built.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-
-import torch
-from safetensors.torch import load_file
+from typing import TYPE_CHECKING
 
 from .errors import CodecError
-from .models import build_model
+
+if TYPE_CHECKING:
+    import torch
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+#: The release new files are written with; older releases stay installed for decoding.
 DEFAULT_MODEL = "lcodec-msh-gain"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Weights:
     """A weights file and its manifest."""
 
@@ -34,8 +42,13 @@ class Weights:
 
     @property
     def short_hash(self) -> bytes:
-        """The 8 bytes of sha256 a container stores to refuse decoding with other weights."""
+        """The 8 bytes of sha256 a container stores to find the weights that decode it."""
         return bytes.fromhex(self.sha256)[:8]
+
+    @property
+    def shipped(self) -> bool:
+        """Whether this is one of the package's releases (not a file given by path)."""
+        return self.path.parent.resolve() == WEIGHTS_DIR.resolve()
 
 
 def sha256_file(path: str | Path) -> str:
@@ -46,21 +59,65 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def find_weights(weights: str | Path | None = None) -> Weights:
-    """Resolve a name of the shipped weights, a .safetensors path, or None for the default."""
-    if weights is None:
-        weights = DEFAULT_MODEL
-    path = Path(weights)
-    if path.suffix != ".safetensors":
-        path = WEIGHTS_DIR / f"{weights}.safetensors"
+def _load(path: Path) -> Weights:
     manifest_path = path.with_suffix(".json")
     if not path.is_file() or not manifest_path.is_file():
         raise CodecError(f"weights not found: {path} (with its manifest {manifest_path.name})")
     return Weights(path=path, manifest=json.loads(manifest_path.read_text()))
 
 
+@cache
+def releases() -> tuple[Weights, ...]:
+    """Every release installed with the package, oldest first."""
+    found = [_load(p) for p in sorted(WEIGHTS_DIR.glob("*.safetensors"))]
+    return tuple(sorted(found, key=lambda w: (w.manifest.get("exported", ""), w.model_id)))
+
+
+def release_names() -> list[str]:
+    return [w.model_id for w in releases()]
+
+
+def find_weights(weights: str | Path | None = None) -> Weights:
+    """Resolve a release name, a .safetensors path, or None for the default release."""
+    if weights is None:
+        weights = DEFAULT_MODEL
+    path = Path(weights)
+    if path.suffix == ".safetensors":
+        return _load(path)
+    for w in releases():
+        if w.model_id == str(weights):
+            return w
+    raise CodecError(
+        f"no model named {str(weights)!r} (installed: {', '.join(release_names()) or 'none'})"
+    )
+
+
+def weights_for(model_id: str, short_hash: bytes, weights: str | Path | None = None) -> Weights:
+    """The weights that decode a file: those given, else the installed release whose hash the
+    file carries. A file whose release is not installed names it in a one-line error."""
+    if weights is not None:
+        w = find_weights(weights)
+        if w.short_hash != short_hash:
+            raise CodecError(
+                f"file was made with other weights than {w.model_id!r}: it needs "
+                f"{model_id!r} with weights {short_hash.hex()}, given {w.short_hash.hex()}"
+            )
+        return w
+    for w in releases():
+        if w.short_hash == short_hash:
+            return w
+    raise CodecError(
+        f"file needs model release {model_id!r} (weights {short_hash.hex()}), which is not "
+        f"installed (installed: {', '.join(release_names()) or 'none'})"
+    )
+
+
 def load_network(w: Weights, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Build the network the manifest names and load its verified weights, ready for coding."""
+    from safetensors.torch import load_file
+
+    from .models import build_model
+
     if sha256_file(w.path) != w.sha256:
         raise CodecError(f"weights file {w.path.name} does not match its manifest's sha256")
     m = w.manifest

@@ -87,18 +87,41 @@ def _resign(c) -> bytes:
     return pack(c)
 
 
-def test_wrong_weights_hash_is_refused(image):
+def test_unknown_weights_hash_names_the_release_it_needs(image):
+    c = unpack(codec.compress(image, 50))
+    c.model_id, c.weights_hash = "lcodec-msh-1999-01", bytes(8)
+    with pytest.raises(codec.CodecError) as e:
+        codec.decompress(_resign(c))
+    message = str(e.value)
+    assert "'lcodec-msh-1999-01'" in message and "not installed" in message
+    assert "0000000000000000" in message and "\n" not in message
+
+
+def test_weights_are_found_by_the_hash_not_the_name(image):
+    data = codec.compress(image, 50)
+    c = unpack(data)
+    c.model_id = "renamed-release"
+    assert np.array_equal(codec.decompress(_resign(c)), codec.decompress(data))
+
+
+def test_weights_given_explicitly_must_match_the_file(image, tmp_path):
+    from codec.zoo import find_weights
+
     c = unpack(codec.compress(image, 50))
     c.weights_hash = bytes(8)
     with pytest.raises(codec.CodecError, match="other weights"):
-        codec.decompress(_resign(c))
+        codec.decompress(_resign(c), weights=str(find_weights().path))
 
 
-def test_unknown_model_is_refused(image):
-    c = unpack(codec.compress(image, 50))
-    c.model_id = "no-such-model"
-    with pytest.raises(codec.CodecError, match="not installed"):
-        codec.decompress(_resign(c))
+def test_model_names_the_release_to_write_with(image):
+    from codec.zoo import DEFAULT_MODEL, releases
+
+    for w in releases():
+        meta = codec.info(codec.compress(image, 50, model=w.model_id))
+        assert (meta["model"], meta["weights_hash"]) == (w.model_id, w.sha256[:16])
+    assert codec.info(codec.compress(image, 50))["model"] == DEFAULT_MODEL
+    with pytest.raises(codec.CodecError, match="no model named 'nope'"):
+        codec.compress(image, 50, model="nope")
 
 
 def test_inconsistent_header_is_refused(image):

@@ -169,3 +169,60 @@ def test_compress_skips_compressai_point_cloud_code(png, tmp_path):
     assert r.stdout.splitlines()[-2:] == ["False", "ImageFolder True"], r.stdout
     assert run("compress", png, "-o", tmp_path / "here.lcz").exit_code == 0
     assert out.read_bytes() == (tmp_path / "here.lcz").read_bytes()
+
+
+def test_models_lists_every_release_and_marks_the_default():
+    from codec.zoo import DEFAULT_MODEL, releases
+
+    r = run("models", "--json")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert [row["name"] for row in rows] == [w.model_id for w in releases()]
+    assert [row["name"] for row in rows if row["default"]] == [DEFAULT_MODEL]
+    for row, w in zip(rows, releases()):
+        assert row["bytes"] == w.path.stat().st_size and row["architecture"]
+        assert len(row["rd"]) == 3 and row["date"]
+    r = run("models")
+    assert r.exit_code == 0 and f"* {DEFAULT_MODEL}" in r.output
+
+
+def test_compress_with_a_named_release_and_info_shows_it_installed(png, tmp_path):
+    from codec.zoo import releases
+
+    name = releases()[0].model_id
+    out = tmp_path / "named.lcz"
+    assert run("compress", png, "--model", name, "-o", out).exit_code == 0
+    meta = json.loads(run("info", out, "--json").output)
+    assert meta["model"] == name and meta["release"] == name and meta["installed"]
+    assert f"installed as {name}" in run("info", out).output
+    r = run("compress", png, "--model", "no-such-release", "-o", tmp_path / "x.lcz")
+    assert r.exit_code == 1 and "no model named 'no-such-release'" in r.output
+    assert not (tmp_path / "x.lcz").exists()
+
+
+def test_info_says_when_a_files_release_is_not_installed(png, tmp_path):
+    from codec.bitstream import pack, unpack
+
+    assert run("compress", png, "-o", tmp_path / "a.lcz").exit_code == 0
+    c = unpack((tmp_path / "a.lcz").read_bytes())
+    c.model_id, c.weights_hash = "lcodec-future", bytes(range(8))
+    (tmp_path / "b.lcz").write_bytes(pack(c))
+    r = run("info", tmp_path / "b.lcz")
+    assert r.exit_code == 0 and "NOT installed" in r.output
+    r = run("decompress", tmp_path / "b.lcz")
+    assert r.exit_code == 1 and "'lcodec-future'" in r.output and "not installed" in r.output
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_outputs_get_the_mode_the_umask_gives(png, tmp_path, umask):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        assert run("compress", png, "-o", tmp_path / "a.lcz").exit_code == 0
+        assert run("decompress", tmp_path / "a.lcz", "-o", tmp_path / "a.png").exit_code == 0
+    finally:
+        os.umask(old)
+    for name in ("a.lcz", "a.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask

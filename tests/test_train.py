@@ -228,3 +228,97 @@ def test_rate_balance_is_recorded_in_the_manifest(data_dir, tmp_path):
         .read_text()
     )
     assert manifest["stages"][-1]["rate_balance"] == 0.25
+
+
+def test_export_never_replaces_a_shipped_release(tmp_path):
+    import codec.train.export as export
+    from codec.errors import CodecError
+    from codec.zoo import releases
+
+    w = releases()[0]
+    before = w.path.read_bytes()
+    with pytest.raises(CodecError, match="never replaced"):
+        export.export_checkpoint(tmp_path / "unused.pt", w.path.parent, w.model_id)
+    assert w.path.read_bytes() == before
+
+
+def test_wsd_schedule_holds_the_peak_then_decays_to_the_floor():
+    from codec.train.loop import lr_at
+
+    cfg = TrainConfig(data="-", steps=1000, warmup=100, lr=1e-3, min_lr=1e-5, schedule="wsd")
+    cfg.decay = 0.2
+    assert lr_at(0, cfg) == pytest.approx(1e-5)  # warm-up from lr / warmup
+    assert lr_at(99, cfg) == pytest.approx(1e-3)
+    assert lr_at(100, cfg) == lr_at(819, cfg) == 1e-3  # constant up to 80 % of the schedule
+    tail = [lr_at(s, cfg) for s in range(821, 1001, 20)]
+    assert all(a > b for a, b in zip(tail, tail[1:])) and tail[0] < 1e-3
+    assert lr_at(1000, cfg) == pytest.approx(1e-5)
+    # Wall-time progress drives it the same way.
+    assert lr_at(500, cfg, progress=0.5) == 1e-3 and lr_at(500, cfg, progress=1.0) == 1e-5
+    cfg.schedule = "cosine"
+    assert lr_at(100, cfg) == pytest.approx(1e-3) and lr_at(550, cfg) < 6e-4
+
+
+def test_ema_is_kept_resumed_and_exported(data_dir, tmp_path):
+    run = tmp_path / "run"
+    cfg = TrainConfig(data=str(data_dir), out=str(run), steps=3, ema=0.9, **TINY)
+    ckpt = train(cfg, progress=False)
+    state = torch.load(ckpt, weights_only=False)
+    assert state["ema"]["updates"] == 3
+    key = "g_a.0.weight"
+    assert not torch.equal(state["ema"]["weights"][key], state["model"][key])
+    cfg.steps = 5
+    state = torch.load(train(cfg, progress=False), weights_only=False)
+    assert state["ema"]["updates"] == 5  # resumed, not restarted from the model
+
+    avg = export_checkpoint(ckpt, tmp_path / "avg", "t")
+    raw = export_checkpoint(ckpt, tmp_path / "raw", "t", average=False)
+    from safetensors.torch import load_file
+
+    assert torch.equal(load_file(avg)[key], state["ema"]["weights"][key].half()) and torch.equal(
+        load_file(raw)[key], state["model"][key].half()
+    )
+    assert json.loads(avg.with_suffix(".json").read_text())["averaged"] is True
+    assert json.loads(raw.with_suffix(".json").read_text())["averaged"] is False
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_bf16_runs_the_transforms_only(amp):
+    from codec.train.loop import EMA, split_parameters, train_step
+
+    torch.manual_seed(0)
+    model = build_model(ARCHITECTURE, TINY["N"], TINY["M"], TINY["lambdas"])
+    seen = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            seen.setdefault(name, output.dtype)
+
+        return hook
+
+    model.g_a[0].register_forward_hook(record("g_a"))
+    model.h_s[0].register_forward_hook(record("h_s"))
+    main_params, aux_params = split_parameters(model)
+    opt, aux_opt = torch.optim.Adam(main_params), torch.optim.Adam(aux_params)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        out = model(x, torch.tensor([0.0, 1.0]))
+    want = torch.bfloat16 if amp else torch.float32
+    assert (seen["g_a"], seen["h_s"]) == (want, want)
+    assert all(lik.dtype == torch.float32 for lik in out["likelihoods"].values())
+    assert out["x_hat"].dtype == torch.float32
+    ema = EMA(model, 0.99)
+    loss, bpp, mse, aux = train_step(model, model, opt, aux_opt, x, 1.0, amp, ema=ema)
+    assert loss.dtype == torch.float32 and math.isfinite(loss.item()) and ema.updates == 1
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_native_bf16_reads_the_cpu_flags(monkeypatch):
+    from codec.train import loop
+
+    flags = {"plain": "flags : fpu avx2\n", "zen4": "flags : avx512f avx512_bf16\n"}
+    for name, expected in (("plain", False), ("zen4", True)):
+        monkeypatch.setattr(
+            "builtins.open", lambda *a, _t=flags[name], **k: __import__("io").StringIO(_t)
+        )
+        assert loop.native_bf16(torch.device("cpu")) is expected

@@ -17,8 +17,9 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+from ..errors import CodecError
 from ..models import ARCHITECTURE, build_model
-from ..zoo import sha256_file
+from ..zoo import WEIGHTS_DIR, sha256_file
 from .data import list_images
 
 FP32_PREFIXES = ("entropy_bottleneck.", "gaussian_conditional.", "log_gain", "log_inv_gain")
@@ -40,12 +41,27 @@ def export_checkpoint(
     name: str,
     val: str | Path | None = None,
     qualities: tuple[float, ...] = (10, 50, 90),
+    average: bool = True,
 ) -> Path:
-    """Write ``out_dir/name.safetensors`` and ``out_dir/name.json``; returns the weights path."""
+    """Write ``out_dir/name.safetensors`` and ``out_dir/name.json``; returns the weights path.
+
+    With ``average`` the moving average of the weights is exported when the run kept one.
+    """
+    if (
+        Path(out_dir).resolve() == WEIGHTS_DIR.resolve()
+        and (Path(out_dir) / name).with_suffix(".safetensors").exists()
+    ):
+        raise CodecError(
+            f"release {name!r} exists: files written with it must keep decoding, so a release "
+            "is never replaced; export under a new name"
+        )
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     cfg = state["config"]
     model = build_model(ARCHITECTURE, cfg["N"], cfg["M"], tuple(cfg["lambdas"]))
     model.load_state_dict(state["model"])
+    averaged = average and bool(state.get("ema"))
+    if averaged:
+        model.load_state_dict({**model.state_dict(), **state["ema"]["weights"]})
     with torch.no_grad():  # round the shipped tensors to fp16 first, then build tables from them
         rounded = {
             k: v.float() if v.is_floating_point() else v for k, v in _shipped_state(model).items()
@@ -78,6 +94,7 @@ def export_checkpoint(
         "stages": training_stages(state),
         "exported": datetime.date.today().isoformat(),
         "sha256": sha256_file(path),
+        "averaged": averaged,
     }
     manifest["total_steps"] = sum(st["steps"] for st in manifest["stages"])
     manifest["total_wall_s"] = round(sum(st["wall_s"] for st in manifest["stages"]), 1)
@@ -107,6 +124,9 @@ def training_stages(state: dict, depth: int = 0) -> list[dict]:
         # The crop sampler's seed: stages with the same seed see the same crops in the same order.
         "seed": cfg.get("seed", 0),
         "rate_balance": cfg.get("rate_balance", 0.0),
+        "bf16": log.get("amp", bool(cfg.get("amp"))),
+        "ema": cfg.get("ema", 0.0),
+        "schedule": cfg.get("schedule", "cosine"),
         "hardware": log.get("hardware", "unknown"),
     }
     source = cfg.get("init_from")

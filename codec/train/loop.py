@@ -47,26 +47,99 @@ class TrainConfig:
     val_every: int = 0
     init_from: str | None = None
     time_budget: float = 0.0  # seconds; the schedule ends at whichever of steps or time is first
-    amp: bool = False  # bf16 autocast for the transforms on CUDA; entropy models stay float32
+    # bf16 autocast for the transforms (entropy models, likelihoods and losses stay float32).
+    # None: on wherever the device computes bf16 natively (see ``native_bf16``).
+    amp: bool | None = None
     compile: bool = False  # torch.compile the network (the checkpoint keeps the plain model)
     # Each crop's loss is weighted by (lambda / ladder's geometric mean) ** -rate_balance. The
     # plain loss grows about as sqrt(lambda), so at 0 the top rungs outweigh the bottom ~20:1 in
     # the shared transforms' gradient; 0.5 gives every rung about the same say.
     rate_balance: float = 0.0
+    # Decay of the exponential moving average of the weights that export ships (0: none).
+    ema: float = 0.999
+    # "cosine": warm-up then cosine decay over the whole run. "wsd": warm-up, constant, then a
+    # cosine decay over the last ``decay`` fraction, so one long schedule survives restarts.
+    schedule: str = "cosine"
+    decay: float = 0.2
     extra: dict = field(default_factory=dict)
 
 
+SCHEDULES = ("cosine", "wsd")
+
+
 def lr_at(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
-    """Linear warm-up, then a cosine decay to ``min_lr`` at the end of the run.
+    """Linear warm-up, then a cosine decay to ``min_lr`` at the end of the run (over all of it,
+    or over its last ``cfg.decay`` fraction with the ``wsd`` schedule).
 
     ``progress`` (0..1) overrides the step-based position, for runs bounded by wall time.
     """
+    if cfg.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}")
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     if progress is None:
         progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     progress = min(1.0, progress)
+    if cfg.schedule == "wsd":
+        start = 1.0 - cfg.decay
+        if progress <= start:
+            return cfg.lr
+        progress = (progress - start) / max(cfg.decay, 1e-9)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware; emulated bf16 would be slower than float32.
+
+    On x86 CPUs that means AVX-512 BF16 or AMX tiles (oneDNN uses either for convolutions).
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class EMA:
+    """An exponential moving average of a model's floating-point state.
+
+    The decay ramps up as (1 + n) / (10 + n) over the first updates, so that a short run is not
+    an average dominated by its starting point.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float, state: dict | None = None):
+        self.decay = decay
+        self.updates = 0 if state is None else int(state["updates"])
+        source = model.state_dict() if state is None else state["weights"]
+        self.weights = {
+            k: v.detach().clone().float()
+            for k, v in source.items()
+            if v.is_floating_point() and k in model.state_dict()
+        }
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        current = model.state_dict()
+        keys = [k for k in self.weights if current[k].shape == self.weights[k].shape]
+        torch._foreach_lerp_(
+            [self.weights[k] for k in keys], [current[k].float() for k in keys], 1 - d
+        )
+        for k in self.weights.keys() - set(keys):  # buffers that change shape (entropy tables)
+            self.weights[k] = current[k].detach().clone().float()
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "weights": self.weights}
+
+    def averaged(self, model: torch.nn.Module) -> dict:
+        """The model's state with every floating-point tensor replaced by its average."""
+        return {k: self.weights.get(k, v) for k, v in model.state_dict().items()}
 
 
 def load_initial_weights(model, path: str) -> None:
@@ -116,7 +189,15 @@ def split_parameters(model) -> tuple[list, list]:
 
 
 def train_step(
-    model, net, opt, aux_opt, x: torch.Tensor, clip: float, amp: bool, balance: float = 0.0
+    model,
+    net,
+    opt,
+    aux_opt,
+    x: torch.Tensor,
+    clip: float,
+    amp: bool,
+    balance: float = 0.0,
+    ema: EMA | None = None,
 ) -> tuple:
     """One optimisation step on batch ``x``, each crop at its own random rate.
 
@@ -136,6 +217,8 @@ def train_step(
     aux_opt.zero_grad(set_to_none=True)
     aux.backward()
     aux_opt.step()
+    if ema is not None:
+        ema.update(model)
     return loss, bpp, mse, aux
 
 
@@ -143,10 +226,13 @@ def checkpoint_path(out: str | Path) -> Path:
     return Path(out) / "checkpoint.pt"
 
 
-def save_checkpoint(path: Path, model, opt, aux_opt, step: int, cfg: TrainConfig, log: dict):
+def save_checkpoint(
+    path: Path, model, opt, aux_opt, step: int, cfg: TrainConfig, log: dict, ema: EMA | None = None
+):
     """Write atomically: a run killed mid-save keeps its previous checkpoint."""
     state = {
         "model": model.state_dict(),
+        "ema": None if ema is None else ema.state_dict(),
         "opt": opt.state_dict(),
         "aux_opt": aux_opt.state_dict(),
         "step": step,
@@ -183,7 +269,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     ckpt = checkpoint_path(out)
 
     model = build_model(ARCHITECTURE, cfg.N, cfg.M, tuple(cfg.lambdas)).to(device)
-    if device.type == "cuda":  # measured slower on CPU, faster with cuDNN
+    amp = native_bf16(device) if cfg.amp is None else cfg.amp
+    # Channels-last pays with cuDNN, and with oneDNN's bf16 kernels; not for float32 on CPU.
+    channels_last = device.type == "cuda" or amp
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     main_params, aux_params = split_parameters(model)
     opt = torch.optim.Adam(main_params, lr=cfg.lr)
@@ -196,9 +285,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         opt.load_state_dict(state["opt"])
         aux_opt.load_state_dict(state["aux_opt"])
         step, log = state["step"], state["log"]
-    elif cfg.init_from:
-        load_initial_weights(model, cfg.init_from)
-        model.to(device)
+        ema_state = state.get("ema")
+    else:
+        ema_state = None
+        if cfg.init_from:
+            load_initial_weights(model, cfg.init_from)
+            model.to(device)
+    ema = EMA(model, cfg.ema, ema_state) if cfg.ema else None
 
     net = model
     if world > 1:
@@ -213,16 +306,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     )
     model.train()
     t_start, wall_before = time.time(), log["wall_s"]
-    amp = cfg.amp and device.type == "cuda"
+    log["amp"] = amp
     progress = _progress(step, cfg, wall_before, world, device)
     while progress < 1.0:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg, progress if cfg.time_budget else None)
         x = sampler.batch(batch).to(device, non_blocking=True)
-        if device.type == "cuda":
+        if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         loss, bpp, mse, aux = train_step(
-            model, net, opt, aux_opt, x, cfg.clip, amp, cfg.rate_balance
+            model, net, opt, aux_opt, x, cfg.clip, amp, cfg.rate_balance, ema
         )
         step += 1
         progress = _progress(step, cfg, wall_before + time.time() - t_start, world, device)
@@ -245,7 +338,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             if step % cfg.ckpt_every == 0 or progress >= 1.0:
                 log["wall_s"] = wall_before + time.time() - t_start
                 log["hardware"] = _hardware(device, world)
-                save_checkpoint(ckpt, model, opt, aux_opt, step, cfg, log)
+                save_checkpoint(ckpt, model, opt, aux_opt, step, cfg, log, ema)
                 (out / "log.json").write_text(
                     json.dumps(log["history"][-1:] + [{"step": step, "wall_s": log["wall_s"]}])
                 )
@@ -278,6 +371,15 @@ def _hardware(device: torch.device, world: int) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = platform.processor() or platform.machine()
+        name = _cpu_model() or platform.processor() or platform.machine()
         name = f"{name} CPU, {torch.get_num_threads()} threads"
     return f"{world} x {name}"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            line = next((line for line in f if line.startswith("model name")), "")
+    except OSError:
+        return ""
+    return line.partition(":")[2].strip()

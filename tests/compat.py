@@ -1,0 +1,138 @@
+"""The compatibility corpus: small ``.lcz`` files written by every release, for ever.
+
+``python tests/compat.py RELEASE`` writes ``tests/data/compat/RELEASE/`` once, with the installed
+lcodec: crops of the sample photo in every layout the format holds and every format version the
+release can write, the pixels each decodes to on the CPU (PNG), and ``manifest.json`` with the
+sha256 of each file, of its entropy-decoded latents and of its pixels. A release's folder is
+never rewritten; ``tests/test_compat.py`` decodes every file of every release on each run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms
+
+ROOT = Path(__file__).parent / "data" / "compat"
+SAMPLE = Path(__file__).parent.parent / "samples" / "sample.jpg"
+
+
+def latent_digest(data: bytes) -> str:
+    """sha256 of the entropy-decoded latent symbols: bit-exact on every device by design."""
+    import torch
+
+    from codec import bitstream
+    from codec.api import load_model
+    from codec.entropy import decode_latents
+    from codec.zoo import weights_for
+
+    c = bitstream.unpack(data)
+    lm = load_model(weights_for(c.model_id, c.weights_hash), "cpu")
+    with torch.inference_mode():
+        y_hat = decode_latents(lm.model, lm.hyper(c.version), c.streams, c.z_shape, c.version >= 3)
+    return hashlib.sha256(y_hat.to(torch.int32).numpy().tobytes()).hexdigest()
+
+
+def pixel_digest(pixels: np.ndarray) -> str:
+    return hashlib.sha256(str(pixels.shape).encode() + pixels.tobytes()).hexdigest()
+
+
+def inputs() -> dict[str, object]:
+    """The pictures of the corpus: small, with padding on both axes, in every layout."""
+    photo = Image.open(SAMPLE).convert("RGB")
+    rgb = photo.crop((300, 200, 396, 272))  # 96x72: padded to 128x128
+    tall = photo.crop((100, 60, 140, 190))  # 40x130
+    yy, xx = np.mgrid[0:72, 0:96]
+    alpha = Image.fromarray(((xx * 2 + yy) % 256).astype(np.uint8), "L")
+    rgba = rgb.copy()
+    rgba.putalpha(alpha)
+    graya = rgb.convert("L")
+    graya = Image.merge("LA", (graya, alpha))
+    icc = rgb.copy()
+    icc.info["icc_profile"] = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    gray16 = Image.fromarray(np.asarray(rgb.convert("L"), np.uint16) * 257)
+    return {
+        "rgb": rgb,
+        "tall": tall,
+        "gray": rgb.convert("L"),
+        "rgba": rgba,
+        "graya": graya,
+        "icc": icc,
+        "gray16": gray16,
+    }
+
+
+#: (input, format version, quality): every version at the ends and middle of the ladder for
+#: RGB, and each layout and side section of version 3.
+CASES = [
+    *[("rgb", v, q) for v in (1, 2, 3) for q in (0, 50, 100)],
+    ("tall", 3, 80),
+    ("gray", 3, 50),
+    ("rgba", 3, 50),
+    ("graya", 3, 30),
+    ("icc", 3, 50),
+    ("gray16", 3, 70),
+]
+
+
+def _as_input(im: Image.Image):
+    """Through PNG bytes, as a user's file would arrive (the mode, alpha and ICC travel)."""
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", icc_profile=im.info.get("icc_profile"))
+    return Image.open(io.BytesIO(buf.getvalue()))
+
+
+def write_corpus(release: str) -> Path:
+    import codec
+
+    folder = ROOT / release
+    if folder.exists():
+        raise SystemExit(f"{folder} exists: a release's corpus is written once, never again")
+    pictures = inputs()
+    entries = []
+    folder.mkdir(parents=True)
+    for name, version, quality in CASES:
+        data = codec.encode(
+            _as_input(pictures[name]),
+            quality,
+            device="cpu",
+            model=release,
+            reconstruct=False,
+            format_version=version,
+        ).data
+        stem = f"{name}-v{version}-q{quality}"
+        (folder / f"{stem}.lcz").write_bytes(data)
+        pic = codec.decode(data, device="cpu")
+        pic.to_pil().save(folder / f"{stem}.png", icc_profile=pic.icc_profile)
+        entries.append(
+            {
+                "file": f"{stem}.lcz",
+                "pixels": f"{stem}.png",
+                "format_version": version,
+                "quality": quality,
+                "mode": pic.mode,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "latents_sha256": latent_digest(data),
+                "pixels_sha256": pixel_digest(pic.pixels),
+            }
+        )
+    manifest = {"release": release, "lcodec": _version(), "files": entries}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return folder
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("lcodec")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python tests/compat.py RELEASE")
+    print(write_corpus(sys.argv[1]))
