@@ -14,7 +14,6 @@ why.
 from __future__ import annotations
 
 import math
-import platform
 import statistics
 import sys
 import time
@@ -22,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from codec.hardware import cpu_model
 
 from .bdrate import bd_rate
 from .cli import Parser, UsageError, image_paths, run
@@ -284,7 +285,7 @@ def _main(argv: Sequence[str] | None) -> int:
             "device": str(lm.device),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_model(),
             "model": lm.weights.model_id,
             "bd_rate": "bjontegaard.bd_rate(method='akima') via benchmarks.bdrate; PSNR in dB; "
             "negative means fewer bits than effort 1 for the same PSNR",

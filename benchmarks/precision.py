@@ -1,11 +1,13 @@
 """Half-precision transforms against float32: pixel error, file size, quality and speed.
 
 For every image and quality the same quantized latents go through the float32 and the float16
-synthesis; the error is measured before rounding (in 8-bit levels), so "below half a level"
-means that at most a pixel sitting on a rounding boundary flips by one. The files each
-precision writes are then compared (bpp, PSNR), and encode/decode are timed per precision.
+(or ``--precision bfloat16``) synthesis; the error is measured before rounding (in 8-bit
+levels), so "below half a level" means that at most a pixel sitting on a rounding boundary
+flips by one. The files each precision writes are then compared (bpp, PSNR), and encode and
+decode are timed per precision.
 
     python -m benchmarks.precision --data DIR --json OUT.json [--device cuda] [--limit N]
+        [--precision float16|bfloat16]
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ PROG = "python -m benchmarks.precision"
 
 
 def build_parser() -> Parser:
-    p = Parser(prog=PROG, description="float16 transforms against float32.")
+    p = Parser(prog=PROG, description="float16 or bfloat16 transforms against float32.")
+    p.add_argument(
+        "--precision",
+        default="float16",
+        choices=("float16", "bfloat16"),
+        help="the precision compared with float32 (default float16)",
+    )
     p.add_argument("--data", required=True, help="folder of PNG/JPEG images (searched recursively)")
     p.add_argument("--json", required=True, help="where to write the results")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
@@ -37,7 +45,8 @@ def build_parser() -> Parser:
 
 
 def synthesis_error(full, half, img, rate: float) -> dict:
-    """Levels between float32 and float16 synthesis of the same latents, before rounding."""
+    """Levels between float32 and lower-precision synthesis of the same latents, before
+    rounding."""
     import torch
 
     dev = full.device
@@ -77,17 +86,18 @@ def _main(argv: Sequence[str] | None) -> int:
 
     import codec
     from codec.api import quality_to_rate
+    from codec.hardware import cpu_model
 
     from .metrics import bpp, psnr
     from .reference import synchronize
-    from .speed import cpu_model, timed
+    from .speed import timed
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = None if args.device == "auto" else args.device
     try:
         full = codec.load_model(device=device, precision="float32")
-        half = codec.load_model(device=device, precision="float16")
+        half = codec.load_model(device=device, precision=args.precision)
     except codec.CodecError as e:
         raise UsageError(str(e)) from None
 
@@ -101,7 +111,7 @@ def _main(argv: Sequence[str] | None) -> int:
         h, w = img.shape[:2]
         row = {"image": image_name(path, root), "quality": q, "megapixels": h * w / 1e6}
         row["synthesis"] = synthesis_error(full, half, img, quality_to_rate(q, full.model.levels))
-        for name in ("float32", "float16"):
+        for name in ("float32", args.precision):
             opts = {"device": device, "precision": name}
             data, enc_s = timed(partial(codec.compress, img, q, **opts), args.repeats, sync)
             rec, dec_s = timed(partial(codec.decompress, data, **opts), args.repeats, sync)
@@ -121,7 +131,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "all_finite": all(r["synthesis"]["finite"] for r in rows),
         "below_rounding": all(r["synthesis"]["max_levels"] < 0.5 for r in rows),
     }
-    for name in ("float32", "float16"):
+    for name in ("float32", args.precision):
         summary[name] = {
             "bpp_mean": statistics.mean(r[name]["bpp"] for r in rows),
             "psnr_mean": statistics.mean(r[name]["psnr"] for r in rows),
@@ -134,6 +144,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_model(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "precision": args.precision,
         "qualities": qualities,
         "timing": "median of the repeats after one untimed warm-up, API calls end to end",
         "summary": summary,
@@ -142,9 +153,9 @@ def _main(argv: Sequence[str] | None) -> int:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(report, out)
-    f16, f32 = summary["float16"], summary["float32"]
+    f16, f32 = summary[args.precision], summary["float32"]
     print(
-        f"float16: max {summary['max_levels']:.3f} levels before rounding "
+        f"{args.precision}: max {summary['max_levels']:.3f} levels before rounding "
         f"({100 * summary['flipped_fraction']:.2f} % of values flip), "
         f"PSNR {f16['psnr_mean'] - f32['psnr_mean']:+.3f} dB, "
         f"decode {f16['dec_mpx_per_s']:.2f} vs {f32['dec_mpx_per_s']:.2f} MP/s; wrote {out}"

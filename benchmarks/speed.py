@@ -10,13 +10,14 @@ the same network. The ratios are lcodec's total time over the reference's, over 
 
 from __future__ import annotations
 
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from codec.hardware import cpu_model
 
 from .cli import Parser, UsageError, add_malloc_flag, apply_malloc_flag, image_paths, run
 from .images import image_name, load_rgb
@@ -39,7 +40,7 @@ def build_parser() -> Parser:
     p.add_argument(
         "--precision",
         default="float32",
-        choices=("float32", "float16"),
+        choices=("float32", "float16", "bfloat16"),
         help="lcodec's transform arithmetic (default float32; the reference stays float32)",
     )
     add_malloc_flag(p)
@@ -51,18 +52,6 @@ def build_parser() -> Parser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name where the OS tells it, else what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def timed(fn: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> tuple[Any, float]:

@@ -4,8 +4,10 @@ Both train the same network size (a 128/192 mean-scale hyperprior) on the same b
 The reference does what CompressAI's ``examples/train.py`` does each step: a DataLoader that
 opens and crops image files, ``RateDistortionLoss`` at one lambda, Adam, gradient clipping at
 1.0 and the aux optimiser. lcodec's step is ``codec.train.loop.train_step`` fed from the
-in-memory ``CropSampler`` (every crop at its own rate); its variants add channels-last layout
-and ``torch.compile``. Each path runs ``--warmup`` untimed steps, then ``--steps`` timed ones.
+in-memory ``CropSampler`` (every crop at its own rate); its variants add channels-last layout,
+bf16 autocast of the transforms (``lcodec-bf16``: channels-last too, as ``lcodec train`` runs
+on CPUs with AVX-512 BF16 or AMX) and ``torch.compile``. Each path runs ``--warmup`` untimed
+steps, then ``--steps`` timed ones.
 
     python -m benchmarks.train_speed --data DIR --json OUT.json [--device cpu|cuda]
 """
@@ -22,7 +24,14 @@ from .cli import Parser, UsageError, add_malloc_flag, apply_malloc_flag, image_p
 from .jsonutil import write_json
 
 PROG = "python -m benchmarks.train_speed"
-VARIANTS = ("compressai", "lcodec", "lcodec-channels-last", "lcodec-compile")
+VARIANTS = (
+    "compressai",
+    "lcodec",
+    "lcodec-channels-last",
+    "lcodec-compile",
+    "lcodec-bf16",
+    "lcodec-bf16-compile",
+)
 
 
 def build_parser() -> Parser:
@@ -37,10 +46,12 @@ def build_parser() -> Parser:
     p.add_argument("--limit", type=int, default=40, help="images to load (default 40)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     add_malloc_flag(p)
-    p.add_argument("--amp", action="store_true", help="bf16 autocast for lcodec on CUDA")
+    p.add_argument(
+        "--amp", action="store_true", help="bf16 autocast for every lcodec variant on CUDA"
+    )
     p.add_argument(
         "--variants",
-        default="compressai,lcodec,lcodec-channels-last",
+        default="compressai,lcodec,lcodec-channels-last,lcodec-bf16",
         help=f"comma-separated, from {', '.join(VARIANTS)}",
     )
     return p
@@ -121,14 +132,15 @@ def lcodec_loop(data: str, batch: int, crop: int, device, variant: str, amp: boo
 
     sampler = CropSampler(data, crop, limit=limit)
     model = build_model(ARCHITECTURE, 128, 192, DEFAULT_LAMBDAS).to(device).train()
-    channels_last = variant in ("lcodec-channels-last", "lcodec-compile")
+    bf16 = variant.startswith("lcodec-bf16")
+    channels_last = bf16 or variant in ("lcodec-channels-last", "lcodec-compile")
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     main, aux = split_parameters(model)
     opt = torch.optim.Adam(main, lr=1e-4)
     aux_opt = torch.optim.Adam(aux, lr=1e-3)
-    net = torch.compile(model) if variant == "lcodec-compile" else model
-    use_amp = amp and device.type == "cuda"
+    net = torch.compile(model) if variant.endswith("-compile") else model
+    use_amp = bf16 or (amp and device.type == "cuda")
 
     def step():
         x = sampler.batch(batch).to(device, non_blocking=True)
@@ -162,7 +174,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    from .speed import cpu_model
+    from codec.hardware import cpu_flags, cpu_model, native_bf16
 
     results = {}
     for variant in variants:
@@ -186,6 +198,8 @@ def _main(argv: Sequence[str] | None) -> int:
     report = {
         "device": device.type,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
+        "cpu_flags": [f for f in cpu_flags() if "bf16" in f or f.startswith(("amx", "avx512f"))],
+        "native_bf16": native_bf16(device),
         "malloc": malloc,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,

@@ -10,12 +10,13 @@ by the library, measured as ``benchmarks.rd`` measures lcodec.
 from __future__ import annotations
 
 import math
-import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from codec.hardware import cpu_model
 
 from .bdrate import bd_rate
 from .cli import Parser, image_paths, run
@@ -94,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "anchor": labels[0],
                 "curves": curves,
                 "bd_rate": results,
-                "machine": platform.processor() or platform.machine(),
+                "machine": cpu_model(),
                 "threads": torch.get_num_threads(),
             },
             args.json,

@@ -30,9 +30,10 @@ from .zoo import Weights, find_weights, load_network, weights_for
 STRIDE = 64
 DEFAULT_QUALITY = 50.0
 #: Arithmetic of the analysis and synthesis transforms. The entropy path is float32 and exact
-#: whatever is chosen, so files decode alike; float16 moves each reconstructed pixel by under
-#: half a level before rounding (``python -m benchmarks.precision``).
-PRECISIONS = {"float32": torch.float32, "float16": torch.float16}
+#: whatever is chosen, so files decode alike; the lower precisions move reconstructed pixels by
+#: a fraction of a level (``python -m benchmarks.precision``): float16 for GPUs with tensor
+#: cores, bfloat16 for CPUs with AVX-512 BF16 or AMX.
+PRECISIONS = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 DEFAULT_PRECISION = "float32"
 
 
@@ -172,7 +173,8 @@ def encode(
     One of ``target_bpp``, ``target_size`` (bytes) or ``target_psnr`` (dB) replaces ``quality``
     by a search over it (codec/ratecontrol.py); ``.target`` says what was reached. ``effort``
     2..9 optimises the latents for this image: slower encoding, smaller files, same decoder
-    (codec/effort.py). ``precision="float16"`` runs the transforms in half precision.
+    (codec/effort.py). ``precision="float16"`` or ``"bfloat16"`` runs the transforms in
+    half precision.
     ``model`` names the release to write with (``weights`` is the same, by position).
     """
     if format_version not in bitstream.READABLE_VERSIONS:

@@ -68,8 +68,8 @@ def for_inference(transform: nn.Module, dtype: torch.dtype = torch.float32) -> n
     """A copy of a transform with FastGDN layers, its convolutions in channels-last layout.
 
     A GDN that directly follows a convolution in a ``Sequential`` works in place on its output.
-    With ``dtype`` float16 the copy computes in half precision (tensor cores on a GPU) and still
-    takes and returns float32.
+    With ``dtype`` float16 or bfloat16 the copy computes in that precision (tensor cores on a GPU,
+    AVX-512 BF16 or AMX on a CPU) and still takes and returns float32.
     """
     fast = copy.deepcopy(transform)
     for name, module in list(fast.named_modules()):

@@ -325,7 +325,13 @@ def test_train_speed_times_both_loops(data_dir, tmp_path, torch_one_thread):
     report = json.loads(out.read_text())
     assert report["batch"] == 2 and report["crop"] == 64 and report["images"] == len(SIZES)
     assert report["malloc"] == "glibc defaults"
-    assert set(report["results"]) == {"compressai", "lcodec", "lcodec-channels-last"}
+    assert set(report["results"]) == {
+        "compressai",
+        "lcodec",
+        "lcodec-channels-last",
+        "lcodec-bf16",
+    }
+    assert isinstance(report["native_bf16"], bool) and isinstance(report["cpu_flags"], list)
     for r in report["results"].values():
         assert r["step_s_mean"] >= r["step_s_min"] > 0
         assert r["steps_per_s"] == pytest.approx(1 / r["step_s_mean"])

@@ -57,7 +57,7 @@ def test_float16_files_decode_alike(photo):
 
 def test_bad_precision_is_one_line_error(photo, tmp_path):
     with pytest.raises(codec.CodecError, match="unknown precision"):
-        codec.compress(photo, precision="bfloat16")
+        codec.compress(photo, precision="float8")
     with pytest.raises(codec.CodecError, match="unknown precision"):
         list(codec.decompress_many([b""], precision="int8"))
     src = tmp_path / "a.png"
@@ -66,3 +66,29 @@ def test_bad_precision_is_one_line_error(photo, tmp_path):
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["decompress", str(src.with_suffix(".lcz")), "--precision", "x"])
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_bfloat16_transforms_stay_within_a_few_levels(photo):
+    full, low = load_model(precision="float32"), load_model(precision="bfloat16")
+    assert next(low.model.g_s.parameters()).dtype == torch.bfloat16
+    rate = torch.tensor([quality_to_rate(60, full.model.levels)])
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        gain, inv_gain = full.model.gains(rate)
+        y_hat = torch.round(full.model.g_a(x) * gain) * inv_gain
+        ref, out = full.model.g_s(y_hat), low.model.g_s(y_hat)
+    assert out.dtype == torch.float32
+    levels = (out - ref).abs() * 255
+    assert 0 < levels.mean() < 0.5 and levels.max() < 8
+    data = codec.compress(photo, quality=60)
+    assert (
+        abs(
+            psnr(photo, codec.decompress(data, precision="bfloat16"))
+            - psnr(photo, codec.decompress(data))
+        )
+        < 0.1
+    )
+    # A file written in bfloat16 decodes in float32 (and back) like any other.
+    made_low = codec.compress(photo, quality=60, precision="bfloat16")
+    assert abs(len(made_low) - len(data)) <= 0.02 * len(data)
+    assert abs(psnr(photo, codec.decompress(made_low)) - psnr(photo, codec.decompress(data))) < 0.1

@@ -314,11 +314,11 @@ def test_bf16_runs_the_transforms_only(amp):
 
 
 def test_native_bf16_reads_the_cpu_flags(monkeypatch):
-    from codec.train import loop
+    from codec import hardware
 
     flags = {"plain": "flags : fpu avx2\n", "zen4": "flags : avx512f avx512_bf16\n"}
     for name, expected in (("plain", False), ("zen4", True)):
         monkeypatch.setattr(
             "builtins.open", lambda *a, _t=flags[name], **k: __import__("io").StringIO(_t)
         )
-        assert loop.native_bf16(torch.device("cpu")) is expected
+        assert hardware.native_bf16(torch.device("cpu")) is expected

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from ..hardware import cpu_model, native_bf16
 from ..models import ARCHITECTURE, DEFAULT_LAMBDAS, build_model, remap_ladder
 from .data import CropSampler
 
@@ -86,23 +86,6 @@ def lr_at(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
             return cfg.lr
         progress = (progress - start) / max(cfg.decay, 1e-9)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 in hardware; emulated bf16 would be slower than float32.
-
-    On x86 CPUs that means AVX-512 BF16 or AMX tiles (oneDNN uses either for convolutions).
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 class EMA:
@@ -371,15 +354,6 @@ def _hardware(device: torch.device, world: int) -> str:
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = _cpu_model() or platform.processor() or platform.machine()
+        name = cpu_model()
         name = f"{name} CPU, {torch.get_num_threads()} threads"
     return f"{world} x {name}"
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            line = next((line for line in f if line.startswith("model name")), "")
-    except OSError:
-        return ""
-    return line.partition(":")[2].strip()
