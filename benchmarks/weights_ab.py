@@ -64,6 +64,14 @@ def measure(weights: str, images: list[np.ndarray], qualities: Sequence[float]) 
     return curve
 
 
+def between(anchor: dict, test: dict) -> dict:
+    """BD-rate (percent) of ``test`` against ``anchor`` for PSNR and MS-SSIM."""
+    return {
+        metric: bd_rate(anchor["bpp"], anchor[metric], test["bpp"], test[metric]).value
+        for metric in ("psnr", "ms_ssim_db")
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import torch
@@ -75,24 +83,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     qualities = [float(q) for q in args.qualities.split(",")]
     labels = args.label + [Path(w).stem for w in args.weights[len(args.label) :]]
     curves = {label: measure(w, images, qualities) for label, w in zip(labels, args.weights)}
-    anchor = curves[labels[0]]
-    print(f"{len(images)} images of {root}; BD-rate against {labels[0]} (negative: fewer bits)")
+    print(f"{len(images)} images of {root}; BD-rate of each against each earlier one")
+    print("(negative: fewer bits for the same quality)")
     results = {}
-    for label in labels[1:]:
-        c = curves[label]
-        bd = {
-            metric: bd_rate(anchor["bpp"], anchor[metric], c["bpp"], c[metric]).value
-            for metric in ("psnr", "ms_ssim_db")
-        }
-        results[label] = bd
-        print(f"{label:>24}: PSNR {bd['psnr']:+.2f} %, MS-SSIM {bd['ms_ssim_db']:+.2f} %")
+    for i, label in enumerate(labels):
+        for earlier in labels[:i]:
+            bd = between(curves[earlier], curves[label])
+            results[f"{label} vs {earlier}"] = bd
+            print(
+                f"{label:>16} vs {earlier:<16}: PSNR {bd['psnr']:+.2f} %, "
+                f"MS-SSIM {bd['ms_ssim_db']:+.2f} %"
+            )
     if args.json:
         write_json(
             {
                 "data": str(root),
                 "images": len(images),
                 "weights": dict(zip(labels, args.weights)),
-                "anchor": labels[0],
                 "curves": curves,
                 "bd_rate": results,
                 "machine": cpu_model(),
