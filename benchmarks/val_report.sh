@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Measures the shipped weights on a folder of held-out photos and writes benchmarks/results/:
+# Measures the default release of the weights on a folder of held-out photos and writes
+# benchmarks/results/:
 # RD curves and BD-rates against the classical codecs, the BD-rates' history by training time
 # (progress.json, progress.png), CPU speed (with glibc defaults and with the
 # command line's allocator setting), determinism, CLI round trips.
@@ -12,7 +13,8 @@ out=benchmarks/results
 mkdir -p "$out"
 "$py" -m benchmarks.rd --data "$data" --out "$out/rd" --no-progress \
   --anchors benchmarks/anchors/compressai_kodak.json
-"$py" -m benchmarks.progress --rd "$out/rd/rd.json" --manifest codec/weights/lcodec-msh-gain.json \
+manifest=$("$py" -c 'from codec.zoo import find_weights; print(find_weights().path.with_suffix(".json"))')
+"$py" -m benchmarks.progress --rd "$out/rd/rd.json" --manifest "$manifest" \
   --history "$out/progress.json" --plot "$out/progress.png"
 "$py" -m benchmarks.cli_roundtrip --data "$data" --json "$out/cli_roundtrip.json" --quality 50
 "$py" -m benchmarks.determinism --data "$data" --json "$out/determinism.json" --limit 8
