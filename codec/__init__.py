@@ -7,7 +7,8 @@
 >>> files = list(codec.compress_many(["a.png", "b.png"], device="cuda"))  # pipelined
 
 Names load on first use (PEP 562): torch and CompressAI take seconds to import, and
-``lcodec --help``, ``lcodec info`` or reading a container need neither.
+``lcodec --help``, ``lcodec info`` or reading a container need neither. Importing the package
+prepares a quick CompressAI import (codec/startup.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
+from . import startup
 from .bitstream import info
 from .errors import CodecError, CodecWarning
 
@@ -63,6 +65,8 @@ __all__ = [
     "info",
     "load_model",
 ]
+
+startup.defer_compressai_extras()
 
 
 def __getattr__(name: str) -> Any:

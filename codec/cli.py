@@ -19,7 +19,6 @@ import click
 from .errors import CodecError, CodecWarning
 from .files import STDIO, Job, image_suffixes, plan, read_input, write_atomic, write_output
 from .malloc import reuse_freed_memory
-from .startup import skip_compressai_extras
 
 __all__ = ["main", "write_atomic"]
 
@@ -124,7 +123,6 @@ def main():
       lcodec info photo.lcz
     """
     reuse_freed_memory()
-    skip_compressai_extras()
 
 
 @main.command()
