@@ -28,7 +28,7 @@ setup(
             "pillow-jxl-plugin",
             "pillow-heif",
         ],
-        "test": ["pytest", "hypothesis", "ruff"],
+        "test": ["pytest", "hypothesis", "ruff", "imageio"],
         "fuzz": ["atheris"],
     },
     entry_points={"console_scripts": ["lcodec=codec.cli:main"]},

@@ -104,7 +104,7 @@ def _os_error(e: OSError) -> str:
 
 
 def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in image_suffixes()
+    return path.suffix.lower() in image_suffixes() and not _is_lcz(path)  # .lcz: the plugin
 
 
 def _is_lcz(path: Path) -> bool:
