@@ -18,11 +18,11 @@ setup(
         "Pillow>=10.0",
         "safetensors>=0.4",
         "tqdm",
+        "pytorch_msssim",  # lcodec compare's MS-SSIM; pure Python on torch
     ],
     extras_require={
         "bench": [
             "matplotlib",
-            "pytorch_msssim",
             "bjontegaard",
             "psutil",
             "pillow-jxl-plugin",
