@@ -18,17 +18,17 @@ setup(
         "Pillow>=10.0",
         "safetensors>=0.4",
         "tqdm",
+        "pytorch_msssim",  # lcodec compare's MS-SSIM; pure Python on torch
     ],
     extras_require={
         "bench": [
             "matplotlib",
-            "pytorch_msssim",
             "bjontegaard",
             "psutil",
             "pillow-jxl-plugin",
             "pillow-heif",
         ],
-        "test": ["pytest", "hypothesis", "ruff"],
+        "test": ["pytest", "hypothesis", "ruff", "imageio"],
         "fuzz": ["atheris"],
     },
     entry_points={"console_scripts": ["lcodec=codec.cli:main"]},

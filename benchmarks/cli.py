@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+#: Modules the harnesses import from the ``bench`` extra of setup.py, by distribution name.
+BENCH_MODULES = {"bjontegaard": "bjontegaard", "matplotlib": "matplotlib", "psutil": "psutil"}
+INSTALL_BENCH = 'pip install -e ".[bench]"'
 
 
 class UsageError(Exception):
@@ -26,6 +31,23 @@ def run(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[s
     except UsageError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as e:  # one that ``require`` was not told of
+        if (e.name or "").partition(".")[0] not in BENCH_MODULES:
+            raise
+        print(f"{prog}: error: {_missing([e.name])}", file=sys.stderr)
+        return 2
+
+
+def require(*modules: str) -> None:
+    """Stop before any work when a module of the bench extra is missing, saying how to get it."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(_missing(missing))
+
+
+def _missing(modules: Sequence[str]) -> str:
+    names = ", ".join(modules)
+    return f"{names} not installed: the benchmarks need the bench extra ({INSTALL_BENCH})"
 
 
 def warn(prog: str, message: str) -> None:

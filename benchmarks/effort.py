@@ -25,7 +25,7 @@ import numpy as np
 from codec.hardware import cpu_model
 
 from .bdrate import bd_rate
-from .cli import Parser, UsageError, image_paths, run
+from .cli import Parser, UsageError, image_paths, require, run
 from .images import image_name, load_rgb
 from .jsonutil import write_json
 from .metrics import bpp, psnr
@@ -238,6 +238,7 @@ def target_summary(rows: list[dict]) -> dict:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    require("bjontegaard")
     root, paths = image_paths(args.data, args.limit)
     if args.crop is not None and args.crop < 1:
         raise UsageError("--crop must be at least 1")

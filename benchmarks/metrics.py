@@ -1,43 +1,21 @@
 """Quality and size metrics, computed as CompressAI's evaluation does (8-bit RGB, per image).
 
-MS-SSIM uses five scales with an 11-pixel window, so ``pytorch_msssim`` needs both sides of the
-image to exceed 160 pixels. Smaller images get NaN rather than a number from a different
-(fewer-scale) metric that would not be comparable with published MS-SSIM figures.
+PSNR and MS-SSIM are lcodec's own (codec/metrics.py, which ``lcodec compare`` uses too); this
+module adds the file size as bits per pixel and MS-SSIM on the dB scale.
 """
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
+from codec.metrics import MS_SSIM_MIN_SIDE, ms_ssim, psnr
 
-#: The smallest side (exclusive) that five-scale MS-SSIM with an 11-pixel window accepts.
-MS_SSIM_MIN_SIDE = (11 - 1) * 2**4
+__all__ = ["MS_SSIM_MIN_SIDE", "bpp", "ms_ssim", "ms_ssim_db", "psnr"]
 
 
 def bpp(num_bytes: int, height: int, width: int) -> float:
     """Bits per pixel of a whole file: every byte counts, headers and containers included."""
     return 8.0 * num_bytes / (height * width)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB over all RGB values of two uint8 images (inf when they are identical)."""
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
-
-
-def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """MS-SSIM of two uint8 RGB images, or NaN when the image is too small for five scales."""
-    if min(a.shape[:2]) <= MS_SSIM_MIN_SIDE:
-        return math.nan
-    import torch
-    from pytorch_msssim import ms_ssim as _ms_ssim
-
-    def tensor(x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(x).permute(2, 0, 1)[None].float()
-
-    with torch.no_grad():
-        return float(_ms_ssim(tensor(a), tensor(b), data_range=255))
 
 
 def ms_ssim_db(value: float) -> float:

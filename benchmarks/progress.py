@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .bdrate import DEFINITION, bd_versus
-from .cli import Parser, UsageError, run
+from .cli import Parser, UsageError, require, run
 from .jsonutil import write_json
 from .rd import SUBJECT, live_curve
 
@@ -143,6 +143,7 @@ def build_parser() -> Parser:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    require("bjontegaard", "matplotlib")
     entry = entry_from(_read_json(args.rd, "rd.json"), _read_json(args.manifest, "manifest"))
     history_path = Path(args.history)
     history = []

@@ -24,7 +24,7 @@ import numpy as np
 from . import anchors as anchors_mod
 from . import codecs as codecs_mod
 from .bdrate import bd_per_image, bd_table, bd_versus, table_markdown
-from .cli import Parser, UsageError, image_paths, run, warn
+from .cli import Parser, UsageError, image_paths, require, run, warn
 from .curves import Curve
 from .images import image_name, load_rgb
 from .jsonutil import write_json
@@ -314,6 +314,7 @@ def run_sweeps(coders: dict, plan: dict, root: Path, paths: list[Path], progress
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    require("bjontegaard", "matplotlib")
     names = parse_codecs(args.codecs)
     plan = quality_plan(names, args.qualities, args.points)
     root, paths = image_paths(args.data, args.limit)

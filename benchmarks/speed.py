@@ -19,7 +19,7 @@ from typing import Any
 
 from codec.hardware import cpu_model
 
-from .cli import Parser, UsageError, add_malloc_flag, apply_malloc_flag, image_paths, run
+from .cli import Parser, UsageError, add_malloc_flag, apply_malloc_flag, image_paths, require, run
 from .images import image_name, load_rgb
 from .jsonutil import write_json
 
@@ -215,6 +215,7 @@ def summarize(images: list[dict]) -> dict:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    require("psutil")
     root, paths = image_paths(args.data, args.limit)
     if args.repeats < 1:
         raise UsageError("--repeats must be at least 1")

@@ -5,9 +5,11 @@
 >>> pixels = codec.decompress(data)   # HxWx3 uint8 (HxW gray, HxWx4 with alpha)
 >>> picture = codec.decode(data)      # .pixels, .mode, .alpha, .icc_profile
 >>> files = list(codec.compress_many(["a.png", "b.png"], device="cuda"))  # pipelined
+>>> from PIL import Image; Image.open("photo.lcz")  # the Pillow plugin (codec/pillow.py)
 
 Names load on first use (PEP 562): torch and CompressAI take seconds to import, and
-``lcodec --help``, ``lcodec info`` or reading a container need neither.
+``lcodec --help``, ``lcodec info`` or reading a container need neither. Importing the package
+registers the Pillow plugin and prepares a quick CompressAI import (codec/startup.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
+from . import pillow, startup
 from .bitstream import info
 from .errors import CodecError, CodecWarning
 
@@ -63,6 +66,9 @@ __all__ = [
     "info",
     "load_model",
 ]
+
+startup.defer_compressai_extras()
+pillow.register()
 
 
 def __getattr__(name: str) -> Any:

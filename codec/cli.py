@@ -19,7 +19,6 @@ import click
 from .errors import CodecError, CodecWarning
 from .files import STDIO, Job, image_suffixes, plan, read_input, write_atomic, write_output
 from .malloc import reuse_freed_memory
-from .startup import skip_compressai_extras
 
 __all__ = ["main", "write_atomic"]
 
@@ -106,7 +105,7 @@ def _os_error(e: OSError) -> str:
 
 
 def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in image_suffixes()
+    return path.suffix.lower() in image_suffixes() and not _is_lcz(path)  # .lcz: the plugin
 
 
 def _is_lcz(path: Path) -> bool:
@@ -125,7 +124,6 @@ def main():
       lcodec info photo.lcz
     """
     reuse_freed_memory()
-    skip_compressai_extras()
 
 
 @main.command()
@@ -334,17 +332,47 @@ def models(as_json):
 @click.argument("reference")
 @click.argument("image")
 def compare(reference, image):
-    """Print the PSNR (RGB, 8-bit) of IMAGE against REFERENCE."""
-    import numpy as np
+    """Print the PSNR and MS-SSIM (RGB, 8-bit) of IMAGE against REFERENCE.
 
-    from .image import to_rgb_array
+    Either may be an .lcz file: it is decoded, and its bits per pixel are printed too.
+    """
+    import math
 
-    a, b = to_rgb_array(reference), to_rgb_array(image)
+    from .metrics import MS_SSIM_MIN_SIDE, ms_ssim, psnr
+
+    (a, a_bytes), (b, b_bytes) = _compared(reference), _compared(image)
     if a.shape != b.shape:
         raise CodecError(f"sizes differ: {a.shape[1]}x{a.shape[0]} and {b.shape[1]}x{b.shape[0]}")
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    psnr = float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
-    click.echo(f"PSNR {psnr:.2f} dB ({a.shape[1]}x{a.shape[0]})")
+    height, width = a.shape[:2]
+    parts = [f"PSNR {psnr(a, b):.2f} dB"]
+    try:
+        similarity = ms_ssim(a, b)
+    except ImportError:
+        parts.append("MS-SSIM needs pytorch_msssim (pip install pytorch_msssim)")
+    else:
+        too_small = f"n/a (needs both sides over {MS_SSIM_MIN_SIDE} pixels)"
+        parts.append(
+            f"MS-SSIM {too_small}" if math.isnan(similarity) else f"MS-SSIM {similarity:.4f}"
+        )
+    sizes = [f"{8 * n / (width * height):.4f}" for n in (a_bytes, b_bytes) if n is not None]
+    if sizes:
+        parts.append(f"{' and '.join(sizes)} bpp")
+    click.echo(f"{', '.join(parts)} ({width}x{height})")
+
+
+def _compared(path: str):
+    """An image to compare as HxWx3 uint8 RGB, with the file's size when it is an .lcz."""
+    from .image import to_rgb_array
+
+    if not _is_lcz(Path(path)):
+        return to_rgb_array(path), None
+    from .api import decode
+
+    data = _read(path)
+    try:
+        return decode(data).rgb(), len(data)
+    except CodecError as e:
+        raise CodecError(f"{path}: {e}") from None
 
 
 @main.command("train")

@@ -20,7 +20,8 @@ from . import bitstream
 from .bitstream import Container
 from .effort import refine_latents
 from .entropy import encode_latents
-from .ratecontrol import Candidate, Target, TargetResult, psnr, search
+from .metrics import psnr
+from .ratecontrol import Candidate, Target, TargetResult, search
 from .tiling import analyse, synthesize
 
 

@@ -14,8 +14,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy as np
-
 from .errors import CodecError
 
 #: Relative tolerance of bpp and size targets (a size target is also never exceeded).
@@ -128,13 +126,6 @@ def parse_target(
             raise CodecError(f"target_size must be a whole number of bytes, got {raw!r}")
         return Target("size", float(int(value)))
     return Target(name.removeprefix("target_"), value)
-
-
-def psnr(original: np.ndarray, reconstruction: np.ndarray) -> float:
-    """PSNR in dB of 8-bit RGB, over all values (inf for identical images)."""
-    diff = original.astype(np.float64) - reconstruction.astype(np.float64)
-    mse = float(np.mean(diff**2))
-    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
 class _Search:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import importlib.util
 import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from PIL import Image
 
 from benchmarks import bdrate, metrics, rd, speed
 from benchmarks.anchors import DEFAULT_FILE, DEFAULT_METHODS, load_methods, select
+from benchmarks.cli import BENCH_MODULES, run
 
 SIZES = {"a.png": (80, 96), "sub/b.png": (128, 64)}  # name -> (height, width)
 
@@ -383,3 +387,35 @@ def test_cli_roundtrip_times_the_commands(tmp_path):
     assert r["single_image"]["image"] == "0.png"
     assert r["single_image"]["compress_s"] > 0 and r["single_image"]["decompress_s"] > 0
     assert all(row["psnr"] > 20 for row in r["per_image"])
+
+
+def test_a_missing_bench_module_stops_rd_on_one_line(tmp_path, data_dir, capsys, monkeypatch):
+    """After a plain ``pip install -e .`` the harness names the extra instead of a traceback."""
+    monkeypatch.setitem(sys.modules, "bjontegaard", None)  # as if not installed
+    assert rd.main(["--data", str(data_dir), "--out", str(tmp_path / "rd")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "python -m benchmarks.rd: error: bjontegaard not installed: "
+        'the benchmarks need the bench extra (pip install -e ".[bench]")'
+    )
+    assert not (tmp_path / "rd").exists()  # stopped before any work
+
+    def late(argv):  # a harness that imports one only when it gets there
+        import bjontegaard  # noqa: F401
+
+    assert run("prog", late, []) == 2
+    assert "bjontegaard not installed" in capsys.readouterr().err
+
+
+def test_bench_modules_are_the_bench_extra():
+    setup = ast.parse((Path(__file__).parents[1] / "setup.py").read_text())
+    extras = next(
+        kw.value
+        for node in ast.walk(setup)
+        if isinstance(node, ast.Call)
+        for kw in node.keywords
+        if kw.arg == "extras_require"
+    )
+    bench = ast.literal_eval(extras)["bench"]
+    assert set(BENCH_MODULES.values()) <= set(bench)
+

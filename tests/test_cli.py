@@ -6,10 +6,12 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import make_image
 from PIL import Image
 
+import codec
 from codec.cli import main
 
 
@@ -118,9 +120,58 @@ def test_compare_prints_psnr(png, tmp_path):
     assert r.exit_code == 0 and "PSNR" in r.output
     value = float(r.output.split()[1])
     assert 25 < value < 29  # an offset of 10 gives 28.1 dB where nothing clips
+    assert "MS-SSIM n/a (needs both sides over 160 pixels)" in r.output  # 90x70: too small
     small = tmp_path / "small.png"
     Image.fromarray(make_image(10, 10)).save(small)
     assert run("compare", png, small).exit_code == 1
+
+
+def _field(output: str, name: str) -> float:
+    """The number after ``name`` in compare's line (before it, for bpp)."""
+    words = output.replace(",", " ").split()
+    return float(words[words.index(name) - 1 if name == "bpp" else words.index(name) + 1])
+
+
+def test_compare_prints_ms_ssim_and_the_bpp_of_an_lcz(tmp_path):
+    from pytorch_msssim import ms_ssim
+
+    ref = tmp_path / "ref.png"
+    Image.fromarray(make_image(176, 192)).save(ref)
+    assert run("compress", ref, "-q", 20).exit_code == 0
+    lcz = ref.with_suffix(".lcz")
+    r = run("compare", ref, lcz)
+    assert r.exit_code == 0, r.output
+    a, b = make_image(176, 192), codec.decompress(lcz.read_bytes())
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    assert _field(r.output, "PSNR") == pytest.approx(10 * np.log10(255**2 / mse), abs=0.005)
+    expected = float(
+        ms_ssim(*(torch.from_numpy(x).permute(2, 0, 1)[None].float() for x in (a, b)), 255)
+    )
+    assert _field(r.output, "MS-SSIM") == pytest.approx(expected, abs=5e-5)
+    assert expected < 0.999
+    assert _field(r.output, "bpp") == pytest.approx(8 * lcz.stat().st_size / (176 * 192), abs=5e-5)
+    assert r.output.strip().endswith("(192x176)")
+    same = run("compare", ref, ref)
+    assert "PSNR inf dB" in same.output and _field(same.output, "MS-SSIM") == 1.0
+    assert "bpp" not in same.output
+
+
+def test_compare_without_pytorch_msssim_still_prints_psnr(png, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pytorch_msssim", None)  # as if not installed
+    big = png.with_name("big.png")
+    Image.fromarray(make_image(170, 170)).save(big)
+    r = run("compare", big, big)
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("PSNR inf dB, MS-SSIM needs pytorch_msssim (pip install")
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_compare_names_a_damaged_lcz(png, tmp_path):
+    bad = tmp_path / "bad.lcz"
+    bad.write_bytes(b"\x89LCZ\x03" + bytes(60))
+    r = run("compare", png, bad)
+    assert r.exit_code == 1
+    assert r.output.strip() == f"lcodec: error: {bad}: corrupt file (CRC mismatch)"
 
 
 def test_help_and_info_do_not_import_torch(png):

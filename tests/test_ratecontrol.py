@@ -16,7 +16,8 @@ from PIL import Image
 import codec
 from codec.cli import main
 from codec.effort import rd_loss
-from codec.ratecontrol import Candidate, Target, psnr, search
+from codec.metrics import psnr
+from codec.ratecontrol import Candidate, Target, search
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -1,0 +1,36 @@
+"""Quality metrics of a decoded image, as the benchmarks and CompressAI's evaluation compute them
+(8-bit RGB, per image): ``lcodec compare``, PSNR targets and the RD harness share them.
+
+MS-SSIM uses five scales with an 11-pixel window, so ``pytorch_msssim`` needs both sides of the
+image to exceed 160 pixels. Smaller images get NaN rather than a number from a different
+(fewer-scale) metric that would not be comparable with published MS-SSIM figures.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: The smallest side (exclusive) that five-scale MS-SSIM with an 11-pixel window accepts.
+MS_SSIM_MIN_SIDE = (11 - 1) * 2**4
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB over all values of two uint8 images (inf when they are identical)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM of two uint8 RGB images, or NaN when the image is too small for five scales."""
+    if min(a.shape[:2]) <= MS_SSIM_MIN_SIDE:
+        return math.nan
+    import torch
+    from pytorch_msssim import ms_ssim as _ms_ssim
+
+    def tensor(x: np.ndarray) -> torch.Tensor:  # a copy: Pillow's arrays are read-only
+        return torch.from_numpy(x.astype(np.float32)).permute(2, 0, 1)[None]
+
+    with torch.no_grad():
+        return float(_ms_ssim(tensor(a), tensor(b), data_range=255))
