@@ -12,6 +12,8 @@ import glob
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -155,6 +157,49 @@ def read_input(job: Job) -> bytes:
     if not path.is_file():
         raise CodecError(f"no such file: {job.src}")
     return path.read_bytes()
+
+
+def _not_a_file(path: str | os.PathLike) -> str:
+    if Path(path).is_dir():
+        return f"{path}: is a folder, not a file"
+    if os.path.lexists(path):
+        return f"{path}: not a regular file"
+    return f"{path}: no such file"
+
+
+def check_file(path: str | os.PathLike) -> Path:
+    """``path`` if it is a regular file; otherwise a ``CodecError`` that names it and says why."""
+    p = Path(path)
+    if not p.is_file():
+        raise CodecError(_not_a_file(path))
+    return p
+
+
+def read_file(path: str | os.PathLike) -> bytes:
+    """The bytes of a file, or a one-line ``CodecError`` naming it (missing, folder, unreadable)."""
+    p = check_file(path)
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise CodecError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def file_or_bytes(data) -> tuple[bytes, str | None]:
+    """The bytes of ``data`` (bytes, or a path to read) and the path, if it was one."""
+    if isinstance(data, (str, os.PathLike)):
+        return read_file(data), str(data)
+    return data, None
+
+
+@contextmanager
+def naming(name: str | None) -> Iterator[None]:
+    """Put ``name: `` before the message of any ``CodecError`` raised inside."""
+    try:
+        yield
+    except CodecError as e:
+        if name is None:
+            raise
+        raise CodecError(f"{name}: {e}") from None
 
 
 def write_output(job: Job, data: bytes, force: bool) -> None:
