@@ -16,11 +16,16 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+from PIL.PngImagePlugin import PngInfo
 
 from .bitstream import check_dims
 from .errors import CodecError, CodecWarning
 from .files import check_file
 from .limits import check_budget, over_budget, pixel_budget
+
+#: The PNG text chunk ``Software`` of every picture lcodec writes: how the command tells its
+#: own outputs from originals it must not suggest replacing.
+PNG_SOFTWARE = "lcodec"
 
 #: ICC colour-space signatures (header bytes 16..20) that fit each kind of decoded image.
 _ICC_SPACE = {False: b"RGB ", True: b"GRAY"}
@@ -360,8 +365,10 @@ def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
 
 
 def encode_png(arr: np.ndarray | Picture) -> bytes:
-    """PNG bytes of an array or a ``Picture`` (with its ICC profile)."""
+    """PNG bytes of an array or a ``Picture`` (with its ICC profile), marked as lcodec's."""
     im = arr.to_pil() if isinstance(arr, Picture) else Image.fromarray(arr)
+    info = PngInfo()
+    info.add_text("Software", PNG_SOFTWARE)
     buf = io.BytesIO()
-    im.save(buf, format="PNG", icc_profile=im.info.get("icc_profile"))
+    im.save(buf, format="PNG", icc_profile=im.info.get("icc_profile"), pnginfo=info)
     return buf.getvalue()

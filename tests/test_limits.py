@@ -7,6 +7,7 @@ import sys
 import zlib
 
 import pytest
+from click.testing import CliRunner
 from conftest import make_image
 from PIL import Image, ImageFile
 
@@ -14,6 +15,7 @@ import codec
 import codec.api
 import codec.limits
 from codec.bitstream import MAX_PIXELS, pack, unpack
+from codec.cli import main
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -50,6 +52,12 @@ def nothing_heavy(monkeypatch):
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
     monkeypatch.setattr(codec.api, "load_model", refuse)
+
+
+@pytest.fixture
+def pillow_guard(monkeypatch):
+    """The command sets Pillow's guard in its process; keep this test process's own."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
 
 
 def test_default_budget_is_pillows_and_within_the_format():
@@ -117,6 +125,22 @@ def test_bomb_lcz_is_refused_before_the_model_loads(small_lcz, tmp_path, nothing
         codec.decompress(path, max_pixels=4096 * 4096 - 1)
     with pytest.raises(AssertionError, match="heavy work"):  # within the budget, it proceeds
         codec.decompress(path, max_pixels=4096 * 4096)
+
+
+def test_command_refuses_bombs_with_its_setting(small_lcz, tmp_path, pillow_guard):
+    png, lcz = tmp_path / "bomb.png", tmp_path / "huge.lcz"
+    png.write_bytes(bomb_png(16000, 16000))
+    lcz.write_bytes(bomb_lcz(small_lcz, 4096))
+    r = CliRunner().invoke(main, ["compress", str(png)])
+    assert r.exit_code == 1 and r.output.count("\n") == 1
+    assert r.output.startswith(f"lcodec: error: {png}: 256,000,000 pixels")
+    assert "--max-pixels" in r.output
+    r = CliRunner().invoke(main, ["decompress", str(lcz), "--max-pixels", "1000000"])
+    assert r.exit_code == 1 and "--max-pixels" in r.output and "4096x4096" in r.output
+    assert Image.MAX_IMAGE_PIXELS == 1_000_000  # Pillow's guard follows the command's budget
+    assert not (tmp_path / "huge.png").exists()
+    r = CliRunner().invoke(main, ["compress", str(png), "--max-pixels", "0"])
+    assert r.exit_code == 2 and "--max-pixels" in r.output
 
 
 def test_pillows_own_limit_is_named_when_it_is_the_lower(tmp_path, monkeypatch):
