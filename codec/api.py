@@ -7,6 +7,7 @@ streams -> ``.lcz`` container, and back.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from dataclasses import dataclass
 
@@ -20,8 +21,10 @@ from .encoder import Analysis
 from .entropy import Hyper, decode_latents, float_hyper
 from .errors import CodecError
 from .exact import ExactHyperSynthesis
+from .files import file_or_bytes, naming
 from .image import Picture, decode_alpha, decoded_picture, encode_alpha, read_image
 from .layers import for_inference
+from .limits import check_budget
 from .ratecontrol import TargetResult, parse_target
 from .tiling import synthesize
 from .zoo import Weights, find_weights, load_network, weights_for
@@ -166,6 +169,7 @@ def encode(
     target_psnr: float | None = None,
     precision: str | None = None,
     model: str | None = None,
+    max_pixels: int | None = None,
 ) -> Encoded:
     """Compress and also return the reconstruction the decoder will compute from the file.
 
@@ -174,14 +178,15 @@ def encode(
     by a search over it (codec/ratecontrol.py); ``.target`` says what was reached. ``effort``
     2..9 optimises the latents for this image: slower encoding, smaller files, same decoder
     (codec/effort.py). ``precision="float16"`` or ``"bfloat16"`` runs the transforms in
-    half precision.
-    ``model`` names the release to write with (``weights`` is the same, by position).
+    half precision. ``model`` names the release to write with (``weights`` is the same, by
+    position). An image of more pixels than ``max_pixels`` (default
+    ``codec.limits.MAX_IMAGE_PIXELS``) is refused before it is decoded.
     """
     if format_version not in bitstream.READABLE_VERSIONS:
         raise CodecError(f"cannot write format version {format_version}")
     target = parse_target(target_bpp, target_size, target_psnr)
     iterations = effort_iterations(effort)
-    pic = read_image(image)
+    pic = read_image(image, max_pixels)
     header = _side_info(pic, format_version)
     lm = load_model(_one_model(weights, model), device, precision)
     levels = lm.model.levels
@@ -214,10 +219,11 @@ def compress(
     target_psnr: float | None = None,
     precision: str | None = None,
     model: str | None = None,
+    max_pixels: int | None = None,
 ) -> bytes:
     """Compress an image (path, PIL image or HxWx3 uint8 array) into ``.lcz`` bytes.
 
-    Targets, effort, precision and model work as in ``encode``.
+    Targets, effort, precision, model and the pixel budget work as in ``encode``.
     """
     return encode(
         image,
@@ -230,6 +236,7 @@ def compress(
         target_size=target_size,
         target_psnr=target_psnr,
         precision=precision,
+        max_pixels=max_pixels,
     ).data
 
 
@@ -240,11 +247,20 @@ def _one_model(weights: str | None, model: str | None) -> str | None:
 
 
 def decode(
-    data: bytes, device=None, weights: str | None = None, *, precision: str | None = None
+    data: bytes | str | os.PathLike,
+    device=None,
+    weights: str | None = None,
+    *,
+    precision: str | None = None,
+    max_pixels: int | None = None,
 ) -> Picture:
-    """Decode ``.lcz`` bytes into a ``Picture``: ``.pixels`` in the image's own layout (HxW
-    gray, HxWx3 RGB, or with alpha HxWx2 / HxWx4), ``.mode``, ``.alpha``, ``.icc_profile``."""
-    c = bitstream.unpack(data)
+    """Decode a ``.lcz`` file (bytes or a path) into a ``Picture``: ``.pixels`` in the image's
+    own layout (HxW gray, HxWx3 RGB, or with alpha HxWx2 / HxWx4), ``.mode``, ``.alpha``,
+    ``.icc_profile``. A file whose image is over ``max_pixels`` is refused from its header."""
+    data, name = file_or_bytes(data)
+    with naming(name):
+        c = bitstream.unpack(data)
+        check_budget(c.width, c.height, max_pixels)  # before any model loads
     lm = load_model(weights_for(c.model_id, c.weights_hash, weights), device, precision)
     model = lm.model
     if c.pad_bottom >= STRIDE or c.pad_right >= STRIDE:
@@ -273,21 +289,24 @@ MODES = (None, "RGB", "RGBA", "L", "LA")
 
 
 def decompress(
-    data: bytes,
+    data: bytes | str | os.PathLike,
     device=None,
     weights: str | None = None,
     mode: str | None = None,
     *,
     precision: str | None = None,
+    max_pixels: int | None = None,
 ) -> np.ndarray:
-    """Decode ``.lcz`` bytes into a uint8 array in the image's own layout: HxWx3 for RGB
-    (every file of format versions 1 and 2), HxW for gray, HxWx4 / HxWx2 with alpha.
+    """Decode a ``.lcz`` file (bytes or a path) into a uint8 array in the image's own layout:
+    HxWx3 for RGB (every file of format versions 1 and 2), HxW for gray, HxWx4 / HxWx2 with
+    alpha.
 
-    ``mode="RGB"`` (or ``"RGBA"``, ``"L"``, ``"LA"``) converts to that layout instead.
+    ``mode="RGB"`` (or ``"RGBA"``, ``"L"``, ``"LA"``) converts to that layout instead;
+    ``max_pixels`` works as in ``decode``.
     """
     if mode not in MODES:
         raise CodecError(f"mode must be one of RGB, RGBA, L, LA, got {mode!r}")
-    pic = decode(data, device, weights, precision=precision)
+    pic = decode(data, device, weights, precision=precision, max_pixels=max_pixels)
     if mode is None or mode == pic.mode:
         return pic.pixels
     if mode == "RGB":

@@ -29,6 +29,7 @@ from .api import (
     resolve_precision,
 )
 from .errors import CodecError
+from .limits import pixel_budget
 
 #: Images in flight per worker: enough to keep every worker busy while results are collected.
 QUEUE_PER_WORKER = 2
@@ -69,35 +70,49 @@ def compress_many(
     workers: int | None = None,
     effort: int = 1,
     precision: str | None = None,
+    max_pixels: int | None = None,
 ) -> Iterator[bytes]:
     """Compress images (paths, PIL images or arrays), yielding each file's bytes in order.
 
-    ``workers``: images in flight (default 2 on CUDA, 1 on the CPU). A bad image raises its
-    ``CodecError`` when its turn comes; the files before it are yielded.
+    ``workers``: images in flight (default 2 on CUDA, 1 on the CPU). A bad image (one over
+    ``max_pixels`` among them) raises its ``CodecError`` when its turn comes; the files before
+    it are yielded.
     """
+    pixel_budget(max_pixels)  # a bad value fails here, not at the first image
     lm = load_model(weights, device, precision)  # load once, before the threads ask for it
     workers = _workers(workers, lm.device)
 
     def work(image) -> bytes:
-        return compress(image, quality, device, weights, effort=effort, precision=precision)
+        return compress(
+            image,
+            quality,
+            device,
+            weights,
+            effort=effort,
+            precision=precision,
+            max_pixels=max_pixels,
+        )
 
     return _pipeline(images, work, workers)
 
 
 def decompress_many(
-    files: Iterable[bytes],
+    files: Iterable,
     device=None,
     weights: str | None = None,
     *,
     mode: str | None = None,
     workers: int | None = None,
     precision: str | None = None,
+    max_pixels: int | None = None,
 ) -> Iterator[np.ndarray]:
-    """Decode ``.lcz`` bytes, yielding each image's array in order (as ``decompress``)."""
+    """Decode ``.lcz`` files (bytes or paths), yielding each image's array in order (as
+    ``decompress``)."""
     workers = _workers(workers, resolve_device(device))
     resolve_precision(precision)  # a bad value fails here, not at the first file
+    pixel_budget(max_pixels)
 
-    def work(data: bytes) -> np.ndarray:
-        return decompress(data, device, weights, mode, precision=precision)
+    def work(data) -> np.ndarray:
+        return decompress(data, device, weights, mode, precision=precision, max_pixels=max_pixels)
 
     return _pipeline(files, work, workers)

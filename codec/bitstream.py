@@ -8,11 +8,13 @@ with a one-line message rather than a crash or a huge allocation.
 from __future__ import annotations
 
 import math
+import os
 import struct
 import zlib
 from dataclasses import dataclass, field
 
 from .errors import CodecError
+from .files import file_or_bytes, naming
 
 MAGIC = b"\x89LCZ"
 #: 3: optional sections (alpha, ICC profile, source) and y coded in bands of latent rows;
@@ -188,8 +190,10 @@ class _Reader:
 def unpack(data: bytes) -> Container:
     """Parse and validate a container; raises ``CodecError`` on anything malformed."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise CodecError("expected bytes")
+        raise CodecError(f"expected the bytes of a .lcz file, got {type(data).__name__}")
     data = bytes(data)
+    if not data:
+        raise CodecError("empty, not an lcodec file")
     if len(data) < 4 or data[:4] != MAGIC:
         raise CodecError("not an lcodec file (bad magic bytes)")
     if len(data) < 5:
@@ -296,9 +300,11 @@ def _read_sections(r: _Reader, c: Container) -> None:
         raise CodecError("alpha section and channel layout disagree")
 
 
-def info(data: bytes) -> dict:
-    """What a ``.lcz`` file holds, without decoding it."""
-    c = unpack(data)
+def info(data: bytes | str | os.PathLike) -> dict:
+    """What a ``.lcz`` file (bytes or a path) holds, without decoding it."""
+    data, name = file_or_bytes(data)
+    with naming(name):
+        c = unpack(data)
     return {
         "format_version": c.version,
         "model": c.model_id,

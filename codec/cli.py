@@ -2,7 +2,8 @@
 
 Errors print one line on stderr and exit non-zero; outputs are written atomically and never
 replace an existing file unless ``--force`` is given. Inputs may be files, folders (searched
-recursively, the tree kept), quoted globs, or ``-`` for standard input (codec/files.py).
+recursively, the tree kept), quoted globs, or ``-`` for standard input (codec/files.py). Every
+input and output is checked before torch loads, so a bad invocation answers at once.
 """
 
 from __future__ import annotations
@@ -16,8 +17,19 @@ from typing import Callable
 
 import click
 
+from .bitstream import MAX_PIXELS
 from .errors import CodecError, CodecWarning
-from .files import STDIO, Job, image_suffixes, plan, read_input, write_atomic, write_output
+from .files import (
+    STDIO,
+    Job,
+    check_jobs,
+    image_suffixes,
+    plan,
+    read_input,
+    write_atomic,
+    write_output,
+)
+from .limits import MAX_IMAGE_PIXELS, check_budget, pixel_budget
 from .malloc import reuse_freed_memory
 
 __all__ = ["main", "write_atomic"]
@@ -39,6 +51,19 @@ PRECISION = click.option(
     "Files decode alike at any precision.",
 )
 FORCE = click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
+SKIP_EXISTING = click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Leave inputs whose output exists alone (resumes an interrupted batch); exits 0 "
+    "when nothing failed.",
+)
+MAX_PIXELS_OPTION = click.option(
+    "--max-pixels",
+    type=click.IntRange(1, MAX_PIXELS),
+    default=None,
+    help=f"Refuse images of more pixels than this, read from the header before any decoding "
+    f"[default: {MAX_IMAGE_PIXELS}, Pillow's own limit].",
+)
 
 
 class LcodecGroup(click.Group):
@@ -60,16 +85,20 @@ def _fail(message: str, code: int = 1):
     sys.exit(code)
 
 
-def _run(jobs: list[Job], work: Callable[[Job], str]) -> None:
+def _run(jobs: list[Job], work: Callable[[Job], str], skipped: int = 0) -> None:
     """Run ``work`` on every job with a progress bar; list failures at the end, exit 1.
 
     One job fails as any command does (one line). Status lines go to stderr when the data goes
-    to stdout; ``CodecWarning``s print as ``lcodec: warning: FILE: ...``.
+    to stdout; ``CodecWarning``s print as ``lcodec: warning: FILE: ...``. Every error names
+    its input.
     """
     from tqdm import tqdm
 
     to_stdout = any(j.dst == STDIO for j in jobs)
-    failures: list[tuple[Job, str]] = []
+    if skipped:
+        total = skipped + len(jobs)
+        click.echo(f"skipped {skipped} of {total} files: their outputs exist", err=to_stdout)
+    failures: list[str] = []
     bar = tqdm(jobs, unit="file", file=sys.stderr, leave=False, disable=len(jobs) < 2 or None)
     for job in bar:
         try:
@@ -83,15 +112,20 @@ def _run(jobs: list[Job], work: Callable[[Job], str]) -> None:
                     _say(bar, f"lcodec: warning: {job.src_label}: {w.message}", sys.stderr)
             _say(bar, message, sys.stderr if to_stdout else sys.stdout)
         except (CodecError, OSError) as e:
+            text = _naming(job, str(e) if isinstance(e, CodecError) else _os_error(e))
             if len(jobs) == 1:
-                raise
-            text = str(e) if isinstance(e, CodecError) else _os_error(e)
-            failures.append((job, text))
+                raise CodecError(text) from None
+            failures.append(text)
     bar.close()
     if failures:
-        for job, text in failures:
-            click.echo(f"lcodec: error: {job.src_label}: {text}", err=True)
+        for text in failures:
+            click.echo(f"lcodec: error: {text}", err=True)
         raise CodecError(f"{len(failures)} of {len(jobs)} files failed")
+
+
+def _naming(job: Job, text: str) -> str:
+    """``text`` led by the input it is about, unless it names that input already."""
+    return text if text.startswith(f"{job.src_label}: ") else f"{job.src_label}: {text}"
 
 
 def _say(bar, text: str, stream) -> None:
@@ -110,6 +144,20 @@ def _is_image(path: Path) -> bool:
 
 def _is_lcz(path: Path) -> bool:
     return path.suffix.lower() == ".lcz"
+
+
+def _prepare(max_pixels: int | None, force: bool, skip_existing: bool) -> int:
+    """Refuse contradictory output flags; return the pixel budget, with Pillow's own guard set
+    to match (the command owns its process; the library leaves Pillow's setting alone)."""
+    from PIL import Image
+
+    if force and skip_existing:
+        raise click.UsageError("--force and --skip-existing exclude each other")
+    limit = pixel_budget(max_pixels)
+    Image.MAX_IMAGE_PIXELS = limit
+    # Pillow warns between one and two budgets, where lcodec refuses with its own message.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    return limit
 
 
 @click.group(cls=LcodecGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -175,6 +223,8 @@ def main():
 @DEVICE
 @PRECISION
 @FORCE
+@SKIP_EXISTING
+@MAX_PIXELS_OPTION
 def compress(
     images,
     output,
@@ -187,23 +237,35 @@ def compress(
     device,
     precision,
     force,
+    skip_existing,
+    max_pixels,
 ):
     """Compress IMAGES (files, folders, quoted globs, or - for stdin) into .lcz files.
 
     A --target-* option replaces -q: the quality is searched by encoding until the file meets
     it, and the value reached is printed. An unreachable target gives the closest file.
     """
-    from .api import encode
     from .zoo import find_weights
 
     if model is not None:
-        find_weights(model)  # an unknown name fails before any work
+        find_weights(model)  # an unknown name fails before any work, without torch
     targets = {"bpp": target_bpp, "size": target_size, "psnr": target_psnr}
     if sum(v is not None for v in targets.values()) > 1:
-        raise CodecError("--target-bpp, --target-size and --target-psnr are mutually exclusive")
+        raise click.UsageError(
+            "--target-bpp, --target-size and --target-psnr are mutually exclusive"
+        )
     options = {f"target_{k}": v for k, v in targets.items()}
+    limit = _prepare(max_pixels, force, skip_existing)
+
+    def inspect(job: Job) -> None:
+        from .image import probe_image
+
+        src = read_input(job) if job.src == STDIO else job.src
+        probe_image(src, limit, name=job.src_label, setting="--max-pixels")
 
     def work(job: Job) -> str:
+        from .api import encode  # torch loads here, once every input has been checked
+
         src = read_input(job) if job.src == STDIO else job.src
         # No reconstruction: the command prints none, and it would cost a synthesis transform.
         enc = encode(
@@ -214,6 +276,7 @@ def compress(
             precision=precision,
             model=model,
             reconstruct=False,
+            max_pixels=limit,
             **options,
         )
         write_output(job, enc.data, force)
@@ -222,7 +285,10 @@ def compress(
         line = f"{job.src_label} -> {job.dst_label}: {len(enc.data)} bytes, {bpp:.4f} bpp"
         return f"{line}; {enc.target}" if enc.target else line
 
-    _run(plan(images, output, ".lcz", _is_image), work)
+    jobs, skipped = check_jobs(
+        plan(images, output, ".lcz", _is_image), inspect, force, skip_existing
+    )
+    _run(jobs, work, skipped)
 
 
 @main.command()
@@ -235,27 +301,32 @@ def compress(
 @DEVICE
 @PRECISION
 @FORCE
-def decompress(files, output, device, precision, force):
+@SKIP_EXISTING
+@MAX_PIXELS_OPTION
+def decompress(files, output, device, precision, force, skip_existing, max_pixels):
     """Decompress .lcz FILES (files, folders, quoted globs, or - for stdin) into PNG images.
 
-    The PNG has the image's own layout (gray, RGB, with alpha) and its ICC profile.
+    The PNG has the image's own layout (gray, RGB, with alpha) and its ICC profile. A file
+    that lcodec did not write (say, the original beside its .lcz) is only replaced with --force.
     """
-    from .api import decode
-    from .image import encode_png
+    from .bitstream import unpack
+
+    limit = _prepare(max_pixels, force, skip_existing)
+
+    def inspect(job: Job) -> None:
+        c = unpack(read_input(job))
+        check_budget(c.width, c.height, limit, "--max-pixels")
 
     def work(job: Job) -> str:
-        pic = decode(read_input(job), device=device, precision=precision)
+        from .api import decode  # torch loads here, once every input has been checked
+        from .image import encode_png
+
+        pic = decode(read_input(job), device=device, precision=precision, max_pixels=limit)
         write_output(job, encode_png(pic), force)
         return f"{job.src_label} -> {job.dst_label}: {pic.width}x{pic.height} {pic.mode}"
 
-    _run(plan(files, output, ".png", _is_lcz), work)
-
-
-def _read(path: str) -> bytes:
-    p = Path(path)
-    if not p.is_file():
-        raise CodecError(f"no such file: {path}")
-    return p.read_bytes()
+    jobs, skipped = check_jobs(plan(files, output, ".png", _is_lcz), inspect, force, skip_existing)
+    _run(jobs, work, skipped)
 
 
 @main.command()
@@ -266,7 +337,7 @@ def info(file, as_json):
     from .bitstream import info as read_info
     from .zoo import weights_for
 
-    meta = read_info(_read(file))
+    meta = read_info(file)
     try:
         w = weights_for(meta["model"], bytes.fromhex(meta["weights_hash"]))
         meta["release"], meta["installed"] = w.model_id, True
@@ -367,8 +438,9 @@ def _compared(path: str):
     if not _is_lcz(Path(path)):
         return to_rgb_array(path), None
     from .api import decode
+    from .files import read_file
 
-    data = _read(path)
+    data = read_file(path)
     try:
         return decode(data).rgb(), len(data)
     except CodecError as e:

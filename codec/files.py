@@ -12,6 +12,8 @@ import glob
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Callable
 from .errors import CodecError
 
 STDIO = "-"
+_TERMINAL = "refusing to write binary data to a terminal (use -o FILE)"
 
 
 @dataclass
@@ -29,6 +32,7 @@ class Job:
     src: str  # a path, or "-" for standard input
     dst: str  # a path, or "-" for standard output
     error: str | None = None
+    data: bytes | None = None  # standard input, once read
 
     @property
     def src_label(self) -> str:
@@ -87,7 +91,7 @@ def plan(
             has_folder = True
             files = _walk(path, accept)
             if not files:
-                entries.append((item, None, f"no {suffix_kind(suffix)} files in {item}"))
+                entries.append((item, None, f"{item}: no {suffix_kind(suffix)} files found"))
             entries += [(str(p), p.relative_to(path), None) for p in files]
         elif path.is_file():
             entries.append((item, None, None))
@@ -96,10 +100,10 @@ def plan(
                 m for m in glob.glob(item, recursive=True) if Path(m).is_file() and accept(Path(m))
             )
             if not matches:
-                entries.append((item, None, f"no {suffix_kind(suffix)} files match {item}"))
+                entries.append((item, None, f"{item}: no {suffix_kind(suffix)} files match"))
             entries += [(m, None, None) for m in matches]
         else:
-            entries.append((item, None, f"no such file: {item}"))
+            entries.append((item, None, _not_a_file(item)))
     single = len(entries) == 1 and not has_folder and not _is_glob(inputs[0])
     jobs = [
         Job(src, _destination(src, rel, output, suffix, single), err) for src, rel, err in entries
@@ -148,13 +152,111 @@ def _check_collisions(jobs: list[Job]) -> None:
 
 
 def read_input(job: Job) -> bytes:
-    """The input's bytes (standard input for ``-``)."""
+    """The input's bytes (standard input for ``-``, read once and kept)."""
     if job.src == STDIO:
-        return sys.stdin.buffer.read()
-    path = Path(job.src)
-    if not path.is_file():
-        raise CodecError(f"no such file: {job.src}")
-    return path.read_bytes()
+        if job.data is None:
+            job.data = sys.stdin.buffer.read()
+        return job.data
+    return read_file(job.src)
+
+
+def _not_a_file(path: str | os.PathLike) -> str:
+    if Path(path).is_dir():
+        return f"{path}: is a folder, not a file"
+    if os.path.lexists(path):
+        return f"{path}: not a regular file"
+    return f"{path}: no such file"
+
+
+def check_file(path: str | os.PathLike) -> Path:
+    """``path`` if it is a regular file; otherwise a ``CodecError`` that names it and says why."""
+    p = Path(path)
+    if not p.is_file():
+        raise CodecError(_not_a_file(path))
+    return p
+
+
+def read_file(path: str | os.PathLike) -> bytes:
+    """The bytes of a file, or a one-line ``CodecError`` naming it (missing, folder, unreadable)."""
+    p = check_file(path)
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise CodecError(f"{path}: cannot read: {e.strerror or e}") from None
+
+
+def file_or_bytes(data) -> tuple[bytes, str | None]:
+    """The bytes of ``data`` (bytes, or a path to read) and the path, if it was one."""
+    if isinstance(data, (str, os.PathLike)):
+        return read_file(data), str(data)
+    return data, None
+
+
+@contextmanager
+def naming(name: str | None) -> Iterator[None]:
+    """Put ``name: `` before the message of any ``CodecError`` raised inside."""
+    try:
+        yield
+    except CodecError as e:
+        if name is None:
+            raise
+        raise CodecError(f"{name}: {e}") from None
+
+
+def written_by_lcodec(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file lcodec wrote: a ``.lcz`` file, or a PNG that it decoded."""
+    from .bitstream import MAGIC
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(MAGIC))
+    except OSError:
+        return False
+    if head == MAGIC:
+        return True
+    from PIL import Image
+
+    from .image import PNG_SOFTWARE
+
+    try:
+        with Image.open(path, formats=["PNG"]) as im:
+            return im.info.get("Software") == PNG_SOFTWARE
+    except Exception:  # not a PNG, or a damaged one: not lcodec's
+        return False
+
+
+def check_jobs(
+    jobs: list[Job], inspect: Callable[[Job], None], force: bool, skip_existing: bool
+) -> tuple[list[Job], int]:
+    """Check every job before any work: its output first, then its input (``inspect``).
+
+    Returns the jobs to run (those that cannot run carry their ``error``) and how many were
+    skipped because their output exists (``skip_existing``). An existing output is an error
+    without ``force``; one that lcodec did not write is never suggested for ``--force``.
+    """
+    run, skipped = [], 0
+    for job in jobs:
+        if not job.error and job.dst == STDIO and sys.stdout.isatty():
+            job.error = _TERMINAL
+        if not job.error and job.dst != STDIO and os.path.lexists(job.dst):
+            if skip_existing:
+                skipped += 1
+                continue
+            if not force:
+                job.error = _exists(job.dst)
+        if not job.error:
+            try:
+                inspect(job)
+            except CodecError as e:
+                job.error = str(e)
+        run.append(job)
+    return run, skipped
+
+
+def _exists(dst: str) -> str:
+    if written_by_lcodec(dst):
+        return f"{dst} exists (--force replaces it, --skip-existing keeps it)"
+    return f"{dst} exists and lcodec did not write it: choose another output with -o"
 
 
 def write_output(job: Job, data: bytes, force: bool) -> None:
@@ -162,11 +264,18 @@ def write_output(job: Job, data: bytes, force: bool) -> None:
     if job.dst == STDIO:
         out = sys.stdout.buffer
         if out.isatty():
-            raise CodecError("refusing to write binary data to a terminal (use -o FILE)")
+            raise CodecError(_TERMINAL)
         out.write(data)
         out.flush()
         return
-    write_atomic(Path(job.dst), data, force)
+    try:
+        write_atomic(Path(job.dst), data, force)
+    except OSError as e:
+        # A full or read-only disk names the temporary file, or nothing: name the output.
+        temp = e.filename and Path(e.filename).name.startswith(f".{Path(job.dst).name}.")
+        if e.filename is None or temp:
+            raise OSError(e.errno, e.strerror or str(e), job.dst) from None
+        raise
 
 
 def current_umask() -> int:

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+from PIL.PngImagePlugin import PngInfo
 
 from .bitstream import check_dims
 from .errors import CodecError, CodecWarning
+from .files import check_file
+from .limits import check_budget, over_budget, pixel_budget
 
-Image.MAX_IMAGE_PIXELS = None  # size limits are lcodec's own (bitstream.MAX_PIXELS)
+#: The PNG text chunk ``Software`` of every picture lcodec writes: how the command tells its
+#: own outputs from originals it must not suggest replacing.
+PNG_SOFTWARE = "lcodec"
 
 #: ICC colour-space signatures (header bytes 16..20) that fit each kind of decoded image.
 _ICC_SPACE = {False: b"RGB ", True: b"GRAY"}
@@ -78,25 +84,36 @@ class Picture:
         return im
 
 
-def read_image(image) -> Picture:
+def read_image(image, max_pixels: int | None = None) -> Picture:
     """Read ``image`` (path, bytes, PIL image or uint8/uint16 array) for coding.
 
     EXIF orientation is applied, as browsers do, so the file decodes the way it was viewed.
-    Arrays are HxW (gray), HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA).
+    Arrays are HxW (gray), HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA). An image over
+    the pixel budget (``max_pixels``, codec/limits.py) is refused before it is decoded.
     """
     if isinstance(image, np.ndarray):
-        return _from_array(image)
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise CodecError(f"no such file: {path}")
-        return _open(lambda: Image.open(path), f"cannot read {path.name} as an image")
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        buf = io.BytesIO(bytes(image))
-        return _open(lambda: Image.open(buf), "cannot read input as an image")
+        return _from_array(image, max_pixels)
     if isinstance(image, Image.Image):
-        return _from_pil(image)
-    raise CodecError(f"unsupported image type {type(image).__name__}")
+        return _from_pil(image, max_pixels)
+    return _open(image, lambda im: _from_pil(im, max_pixels), max_pixels)
+
+
+def probe_image(
+    image, max_pixels: int | None = None, *, name: str | None = None, setting: str = "max_pixels"
+) -> tuple[int, int]:
+    """Width and height of an image file or bytes, read from the header alone.
+
+    Refuses what ``read_image`` would refuse before decoding (no file, an unknown format, a
+    size over the limits), without decoding a pixel; errors name ``name`` (or the path) and
+    the budget's ``setting``.
+    """
+
+    def size(im: Image.Image) -> tuple[int, int]:
+        check_dims(im.width, im.height)
+        check_budget(im.width, im.height, max_pixels, setting)
+        return im.size
+
+    return _open(image, size, max_pixels, name, setting)
 
 
 def to_rgb_array(image) -> np.ndarray:
@@ -106,14 +123,50 @@ def to_rgb_array(image) -> np.ndarray:
         return read_image(image).rgb()
 
 
-def _open(opener, message: str) -> Picture:
+def _open(image, work, max_pixels, name: str | None = None, setting: str = "max_pixels"):
+    """``work`` on the PIL image of a path or bytes; every failure is one line naming it."""
+    if isinstance(image, (str, os.PathLike)):
+        name = name or str(image)
+        source = check_file(image)
+    elif isinstance(image, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(image))
+    else:
+        raise CodecError(f"unsupported image type {type(image).__name__}")
+    prefix = f"{name}: " if name else ""
+    unreadable = f"{prefix}cannot read as an image" if name else "cannot read the image bytes"
+    if _is_empty(source):
+        raise CodecError(f"{unreadable}: empty")
     try:
-        with opener() as im:
-            return _from_pil(im)
-    except CodecError:
-        raise
+        with Image.open(source) as im:
+            return work(im)
+    except CodecError as e:
+        raise CodecError(f"{prefix}{e}") from None
+    except Image.DecompressionBombError as e:
+        raise CodecError(f"{prefix}{_bomb(str(e), max_pixels, setting)}") from None
+    except Image.UnidentifiedImageError:  # its message shows the file object's repr
+        raise CodecError(f"{unreadable}: unknown format") from None
     except Exception as e:  # Pillow's plugins raise many kinds on damaged files
-        raise CodecError(f"{message}: {_short(e)}") from None
+        raise CodecError(f"{unreadable}: {_short(e)}") from None
+
+
+def _bomb(message: str, max_pixels: int | None, setting: str) -> str:
+    """lcodec's words for Pillow's own refusal, which comes above twice Pillow's
+    ``MAX_IMAGE_PIXELS``, before lcodec sees the size (only the message gives the count)."""
+    ceiling = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    found = re.search(r"\((\d+) pixels\)", message)
+    pixels = int(found.group(1)) if found else None
+    if (pixels or ceiling) > pixel_budget(max_pixels):
+        if pixels is None:
+            return f"more than {over_budget(ceiling, max_pixels, setting)}"
+        return over_budget(pixels, max_pixels, setting)
+    count = f"{pixels:,} pixels" if pixels else f"more than {ceiling:,} pixels"
+    return f"{count}, over Pillow's limit of {ceiling:,} (PIL.Image.MAX_IMAGE_PIXELS): raise it too"
+
+
+def _is_empty(source: Path | io.BytesIO) -> bool:
+    if isinstance(source, Path):
+        return source.stat().st_size == 0
+    return source.getbuffer().nbytes == 0
 
 
 def _short(e: Exception) -> str:
@@ -152,8 +205,9 @@ def _source(im: Image.Image) -> tuple[str, int]:
     return mode, bits
 
 
-def _from_pil(im: Image.Image) -> Picture:
+def _from_pil(im: Image.Image, max_pixels: int | None = None) -> Picture:
     check_dims(im.width, im.height)  # before any pixel is decoded
+    check_budget(im.width, im.height, max_pixels)
     mode, bits = _source(im)
     icc = im.info.get("icc_profile") or None
     frames = getattr(im, "n_frames", 1)
@@ -244,7 +298,7 @@ def _picture(color, alpha, icc, mode: str, bits: int) -> Picture:
     )
 
 
-def _from_array(a: np.ndarray) -> Picture:
+def _from_array(a: np.ndarray, max_pixels: int | None = None) -> Picture:
     if a.dtype == np.uint16:
         _warn("16-bit samples reduced to 8 bits")
         a, bits = _reduce16(a), 16
@@ -259,6 +313,7 @@ def _from_array(a: np.ndarray) -> Picture:
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise CodecError(f"empty image of shape {a.shape}")
     check_dims(a.shape[1], a.shape[0])
+    check_budget(a.shape[1], a.shape[0], max_pixels)
     channels = 1 if a.ndim == 2 else a.shape[2]
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
     if channels in (1, 3):
@@ -310,8 +365,10 @@ def decode_alpha(data: bytes, width: int, height: int) -> np.ndarray:
 
 
 def encode_png(arr: np.ndarray | Picture) -> bytes:
-    """PNG bytes of an array or a ``Picture`` (with its ICC profile)."""
+    """PNG bytes of an array or a ``Picture`` (with its ICC profile), marked as lcodec's."""
     im = arr.to_pil() if isinstance(arr, Picture) else Image.fromarray(arr)
+    info = PngInfo()
+    info.add_text("Software", PNG_SOFTWARE)
     buf = io.BytesIO()
-    im.save(buf, format="PNG", icc_profile=im.info.get("icc_profile"))
+    im.save(buf, format="PNG", icc_profile=im.info.get("icc_profile"), pnginfo=info)
     return buf.getvalue()

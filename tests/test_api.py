@@ -206,3 +206,31 @@ def test_package_loads_names_on_first_use():
     )
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_decompress_and_info_take_a_path_as_compress_does(image, tmp_path):
+    data = codec.compress(image, 40)
+    path = tmp_path / "img.lcz"
+    path.write_bytes(data)
+    for source in (path, str(path)):
+        assert np.array_equal(codec.decompress(source), codec.decompress(data))
+        assert codec.info(source) == codec.info(data)
+    assert list(codec.decompress_many([path]))[0].shape == image.shape
+    with pytest.raises(codec.CodecError, match=r"missing\.lcz: no such file"):
+        codec.decompress(tmp_path / "missing.lcz")
+    with pytest.raises(codec.CodecError, match=f"{tmp_path}: is a folder"):
+        codec.decompress(tmp_path)
+    (tmp_path / "bad.lcz").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(codec.CodecError, match=r"bad\.lcz: corrupt file \(CRC"):
+        codec.decompress(tmp_path / "bad.lcz")
+    with pytest.raises(codec.CodecError, match=r"bad\.lcz: corrupt"):
+        codec.info(tmp_path / "bad.lcz")
+    with pytest.raises(codec.CodecError, match="expected the bytes of a .lcz file, got int"):
+        codec.decompress(12)
+
+
+@pytest.mark.parametrize("data", [b"", b"hello", bytearray(b"\x89PNG\r\n\x1a\n")])
+def test_bytes_that_are_not_an_image_give_no_object_repr(data):
+    with pytest.raises(codec.CodecError, match="^cannot read the image bytes: ") as e:
+        codec.compress(data)
+    assert "object at" not in str(e.value) and "BytesIO" not in str(e.value)

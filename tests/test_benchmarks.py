@@ -418,4 +418,3 @@ def test_bench_modules_are_the_bench_extra():
     )
     bench = ast.literal_eval(extras)["bench"]
     assert set(BENCH_MODULES.values()) <= set(bench)
-

@@ -1,6 +1,8 @@
 """The command line as a user drives it."""
 
+import errno
 import json
+import os
 import subprocess
 import sys
 
@@ -277,3 +279,85 @@ def test_outputs_get_the_mode_the_umask_gives(png, tmp_path, umask):
         os.umask(old)
     for name in ("a.lcz", "a.png"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
+
+
+#: Runs the command in a fresh process; prints each exit status, whether torch was imported,
+#: and Pillow's guard as the command left it.
+REFUSAL_PROBE = """
+import json, sys
+from codec.cli import main
+from PIL import Image
+for args in json.loads(sys.argv[1]):
+    try:
+        main(args, prog_name="lcodec")
+    except SystemExit as e:
+        print(e.code, "torch" in sys.modules, Image.MAX_IMAGE_PIXELS, flush=True)
+"""
+
+
+def test_bad_invocations_are_refused_before_torch_loads(png, tmp_path):
+    """Inputs, headers and outputs are checked before torch or the model is loaded."""
+    from test_limits import bomb_png
+
+    (tmp_path / "bomb.png").write_bytes(bomb_png(16000, 16000))
+    (tmp_path / "notes.png").write_text("not an image")
+    (tmp_path / "fake.lcz").write_bytes(b"\x89LCZ\x03" + bytes(40))
+    (tmp_path / "taken.png").write_bytes(png.read_bytes())
+    (tmp_path / "taken.lcz").write_bytes(b"someone else's file")
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (["compress", str(tmp_path / "missing.png")], "missing.png: no such file"),
+        (["compress", str(tmp_path / "notes.png")], "notes.png: cannot read as an image"),
+        (["compress", str(tmp_path / "bomb.png"), "--max-pixels", "5000"], "--max-pixels"),
+        (["decompress", str(tmp_path / "fake.lcz")], "fake.lcz: corrupt file"),
+        (["decompress", str(tmp_path / "empty")], "empty: no lcodec (.lcz) files found"),
+        (["compress", str(tmp_path / "taken.png")], "taken.lcz exists and lcodec did not"),
+        (["info", str(tmp_path)], "is a folder"),
+    ]
+    r = subprocess.run(
+        [sys.executable, "-c", REFUSAL_PROBE, json.dumps([a for a, _ in cases])],
+        capture_output=True,
+        text=True,
+    )
+    results = r.stdout.splitlines()
+    errors = r.stderr.splitlines()
+    assert len(results) == len(errors) == len(cases), r.stderr
+    for (args, message), result, error in zip(cases, results, errors):
+        assert result.split()[:2] == ["1", "False"], (args, result)  # refused, torch not loaded
+        assert error.startswith("lcodec: error: ") and message in error, (args, error)
+    assert results[2].split()[2] == "5000"  # Pillow's guard follows --max-pixels
+    assert (tmp_path / "taken.lcz").read_bytes() == b"someone else's file"
+
+
+def test_messages_name_the_users_input_not_an_object(tmp_path):
+    r = CliRunner().invoke(main, ["compress", "-", "-o", str(tmp_path / "x.lcz")], input=b"")
+    assert (
+        r.exit_code == 1 and r.output == "lcodec: error: <stdin>: cannot read as an image: empty\n"
+    )
+    r = CliRunner().invoke(main, ["compress", "-", "-o", "-"], input=b"not an image")
+    assert r.exit_code == 1 and "<stdin>: cannot read as an image" in r.output
+    assert "object at" not in r.output and "BytesIO" not in r.output
+    r = CliRunner().invoke(main, ["decompress", "-"], input=b"")
+    assert r.exit_code == 1 and r.output.startswith("lcodec: error: <stdin>: empty")
+    r = CliRunner().invoke(main, ["compare", str(tmp_path), str(tmp_path)])
+    assert r.exit_code == 1 and f"{tmp_path}: is a folder" in r.output
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.EROFS, "Read-only file system", "TEMP"),
+        OSError(errno.ENOSPC, "No space left on device"),
+    ],
+)
+def test_a_failed_write_names_the_output_not_the_temporary_file(png, monkeypatch, error):
+    def fail(*args, dir=None, prefix="", suffix="", **kwargs):
+        if error.filename == "TEMP":
+            raise OSError(error.errno, error.strerror, os.path.join(dir, f"{prefix}x1y2{suffix}"))
+        raise error
+
+    monkeypatch.setattr("codec.files.tempfile.mkstemp", fail)
+    r = run("compress", png)
+    assert r.exit_code == 1 and r.output.count("\n") == 1
+    assert f"{error.strerror}: {png.with_suffix('.lcz')}\n" in r.output
+    assert ".tmp" not in r.output and not png.with_suffix(".lcz").exists()

@@ -121,3 +121,76 @@ def test_real_shell_pipes(tree, tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tree / "a.lcz").read_bytes().startswith(MAGIC)
     assert np.asarray(Image.open(tree / "back.png")).shape == (16, 24, 3)
+
+
+@pytest.fixture
+def encodes(monkeypatch):
+    """The inputs the command really encodes, in order."""
+    import codec.api
+
+    seen, real = [], codec.api.encode
+
+    def encode(src, **kwargs):
+        seen.append(Path(src).name)
+        return real(src, **kwargs)
+
+    monkeypatch.setattr(codec.api, "encode", encode)
+    return seen
+
+
+def test_existing_outputs_are_refused_before_any_encoding(tree, tmp_path, encodes):
+    out = tmp_path / "out"
+    assert run("compress", tree, "-o", out, "-q", 10).exit_code == 0
+    encodes.clear()
+    r = run("compress", tree, "-o", out, "-q", 90)
+    assert r.exit_code == 1 and "3 of 3 files failed" in r.output and "--skip-existing" in r.output
+    assert encodes == []
+
+
+def test_an_interrupted_batch_resumes_with_skip_existing(tree, tmp_path, encodes, monkeypatch):
+    out = tmp_path / "out"
+    import codec.api
+
+    counted = codec.api.encode
+
+    def interrupt_the_second(src, **kwargs):
+        if len(encodes) == 1:
+            raise KeyboardInterrupt
+        return counted(src, **kwargs)
+
+    monkeypatch.setattr(codec.api, "encode", interrupt_the_second)
+    r = run("compress", tree, "-o", out, "-q", 30)
+    assert r.exit_code == 130 and "interrupted" in r.output
+    assert sorted(digest(out)) == ["a.lcz"]  # nothing half-written
+    monkeypatch.setattr(codec.api, "encode", counted)
+    encodes.clear()
+    r = run("compress", tree, "-o", out, "-q", 30, "--skip-existing")
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("skipped 1 of 3 files: their outputs exist\n")
+    assert encodes == ["b.jpg", "c.png"]
+    assert sorted(digest(out)) == ["a.lcz", "sub/b.lcz", "sub/deeper/c.lcz"]
+    encodes.clear()
+    r = run("compress", tree, "-o", out, "--skip-existing")
+    assert r.exit_code == 0 and "skipped 3 of 3 files" in r.output and encodes == []
+    r = run("compress", tree, "-o", out, "--skip-existing", "--force")
+    assert r.exit_code == 2 and "--force and --skip-existing" in r.output
+
+
+def test_decompressing_in_place_never_suggests_replacing_originals(tree):
+    originals = digest(tree)
+    assert run("compress", tree).exit_code == 0  # a.lcz beside a.png, and so on
+    r = run("decompress", tree)
+    assert r.exit_code == 1 and "2 of 3 files failed" in r.output
+    refusals = [line for line in r.output.splitlines() if "exists" in line]
+    assert len(refusals) == 2
+    for line in refusals:  # a.png and c.png are the originals: only -o is suggested
+        assert "lcodec did not write it" in line and "-o" in line and "--force" not in line
+    after = digest(tree)
+    assert all(after[name] == h for name, h in originals.items())
+    assert "sub/b.png" in after  # b.jpg's decode had a free name
+    r = run("decompress", tree / "sub" / "b.lcz")  # b.png is lcodec's own: --force is fine
+    assert r.exit_code == 1 and "--force replaces it" in r.output
+    assert run("decompress", tree, "--skip-existing").exit_code == 0
+    assert digest(tree) == after
+    r = run("decompress", tree / "a.lcz", "--force")  # still replaces when asked to
+    assert r.exit_code == 0 and digest(tree)["a.png"] != originals["a.png"]

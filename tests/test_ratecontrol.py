@@ -195,7 +195,7 @@ def test_cli_targets_and_effort(tmp_path, img):
             "30",
         ],
     )
-    assert r.exit_code == 1 and "mutually exclusive" in r.output
+    assert r.exit_code == 2 and "mutually exclusive" in r.output  # a usage error
     r = CliRunner().invoke(main, ["compress", str(png), "-o", str(out), "--force", "--effort", "0"])
     assert r.exit_code == 2
     r = CliRunner().invoke(
