@@ -418,3 +418,26 @@ def test_bench_modules_are_the_bench_extra():
     )
     bench = ast.literal_eval(extras)["bench"]
     assert set(BENCH_MODULES.values()) <= set(bench)
+
+
+def test_startup_reports_command_library_and_stages(tmp_path, capsys):
+    from benchmarks import startup
+
+    image = tmp_path / "photo.png"
+    Image.fromarray(smooth_image(64, 96, seed=3)).save(image)
+    out = tmp_path / "s.json"
+    assert startup.main(["--image", str(image), "--rounds", "1", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert list(r["processes"]) == ["import torch", "lcodec compress", "library"]
+    for p in r["processes"].values():
+        assert p["s"] > 0 and p["peak_rss_mib"] > 0
+    torch_rss = r["processes"]["import torch"]["peak_rss_mib"]
+    assert r["processes"]["library"]["peak_rss_mib"] > torch_rss  # it imports torch, then more
+    lib, cli = r["processes"]["library"]["s"], r["processes"]["lcodec compress"]["s"]
+    assert r["library_over_command"]["median"] == pytest.approx(lib / cli)
+    deferred = {row["stage"] for row in r["stages"]["deferred"]}
+    assert {"import codec", "load the weights", "first compress"} <= deferred
+    assert all(row["s"] >= 0 for rows in r["stages"].values() for row in rows)
+    assert "library / command" in capsys.readouterr().out
+    assert startup.main(["--image", str(tmp_path / "none.png")]) == 2
+    assert "image not found" in capsys.readouterr().err
