@@ -14,6 +14,9 @@ library's start-up into stages, timed in turn with the peak RSS after each: once
 before lcodec, which leaves it whole.
 
     python -m benchmarks.startup --image PHOTO [--rounds 5] [--json OUT.json]
+
+Run it from a shell, not from a large Python process: Linux carries a parent's peak RSS into
+its child's ``ru_maxrss`` through fork and exec.
 """
 
 from __future__ import annotations
