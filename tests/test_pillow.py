@@ -101,11 +101,11 @@ def test_bad_files_raise_pillows_errors_with_the_reason(lcz, tmp_path):
         Image.open(bad)
 
     c = bitstream.unpack(data)
-    c.model_id = "no-such-model"
+    c.model_id, c.weights_hash = "no-such-model", bytes(8)
     bad.write_bytes(bitstream.pack(c))
     with Image.open(bad) as im:  # the header is sound; the weights are missing
         assert im.size == (90, 70)
-        with pytest.raises(OSError, match="needs model 'no-such-model'") as e:
+        with pytest.raises(OSError, match="needs model release 'no-such-model'") as e:
             im.load()
     assert "\n" not in str(e.value)
 
