@@ -50,7 +50,9 @@ PRECISION = click.option(
     help="Arithmetic of the transforms. float16 is faster on GPUs with tensor cores and moves "
     "pixels by under half a level before rounding; files decode alike either way.",
 )
-FORCE = click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
+FORCE = click.option(
+    "--force", "-f", is_flag=True, help="Replace existing outputs, even files lcodec did not write."
+)
 SKIP_EXISTING = click.option(
     "--skip-existing",
     is_flag=True,
