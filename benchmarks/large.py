@@ -77,17 +77,20 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def timed_command(args: list[str], threads: int) -> dict:
-    """Run ``args`` under ``/usr/bin/time -v``: exit status, wall seconds, peak RSS in MiB."""
+    """Run ``args`` under ``/usr/bin/time -v``: wall and CPU seconds (user + system, which a
+    busy machine does not inflate), peak RSS in MiB."""
     env_cmd = ["env", f"OMP_NUM_THREADS={threads}", f"MKL_NUM_THREADS={threads}"]
     start = time.monotonic()
     r = subprocess.run(["/usr/bin/time", "-v", *env_cmd, *args], capture_output=True, text=True)
     wall = time.monotonic() - start
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr)
+    cpu = re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", r.stderr)
     if r.returncode != 0 or not m:
         raise UsageError(f"{' '.join(args)} failed: {r.stderr.strip().splitlines()[:3]}")
     return {
         "command": " ".join(["/usr/bin/time", "-v", *env_cmd, *args]),
         "seconds": round(wall, 1),
+        "cpu_seconds": round(sum(map(float, cpu)), 1),
         "peak_rss_mib": round(int(m.group(1)) / 1024, 1),
     }
 

@@ -50,7 +50,9 @@ PRECISION = click.option(
     "on CPUs with AVX-512 BF16 or AMX; both move pixels by a fraction of a level on average. "
     "Files decode alike at any precision.",
 )
-FORCE = click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
+FORCE = click.option(
+    "--force", "-f", is_flag=True, help="Replace existing outputs, even files lcodec did not write."
+)
 SKIP_EXISTING = click.option(
     "--skip-existing",
     is_flag=True,

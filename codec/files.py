@@ -268,6 +268,8 @@ def write_output(job: Job, data: bytes, force: bool) -> None:
         out.write(data)
         out.flush()
         return
+    if not force and os.path.lexists(job.dst):  # it appeared since the jobs were checked
+        raise CodecError(_exists(job.dst))
     try:
         write_atomic(Path(job.dst), data, force)
     except OSError as e:

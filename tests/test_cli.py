@@ -361,3 +361,18 @@ def test_a_failed_write_names_the_output_not_the_temporary_file(png, monkeypatch
     assert r.exit_code == 1 and r.output.count("\n") == 1
     assert f"{error.strerror}: {png.with_suffix('.lcz')}\n" in r.output
     assert ".tmp" not in r.output and not png.with_suffix(".lcz").exists()
+
+
+def test_an_output_that_appears_during_the_run_is_not_replaced(png, monkeypatch):
+    import codec.api
+
+    real, lcz = codec.api.encode, png.with_suffix(".lcz")
+
+    def someone_else_writes_it(src, **kwargs):
+        lcz.write_bytes(b"not lcodec's")
+        return real(src, **kwargs)
+
+    monkeypatch.setattr(codec.api, "encode", someone_else_writes_it)
+    r = run("compress", png)
+    assert r.exit_code == 1 and "lcodec did not write it" in r.output and "--force" not in r.output
+    assert lcz.read_bytes() == b"not lcodec's"
