@@ -76,6 +76,10 @@ class LcodecGroup(click.Group):
             return super().invoke(ctx)
         except CodecError as e:
             _fail(str(e))
+        except BrokenPipeError:
+            # The reader went away (``lcodec info x.lcz | head``): stop quietly, as cat does.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except OSError as e:
             _fail(_os_error(e))
         except KeyboardInterrupt:

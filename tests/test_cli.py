@@ -376,3 +376,11 @@ def test_an_output_that_appears_during_the_run_is_not_replaced(png, monkeypatch)
     r = run("compress", png)
     assert r.exit_code == 1 and "lcodec did not write it" in r.output and "--force" not in r.output
     assert lcz.read_bytes() == b"not lcodec's"
+
+
+def test_a_closed_pipe_ends_quietly(png, tmp_path):
+    lcz = tmp_path / "a.lcz"
+    assert run("compress", png, "-o", lcz).exit_code == 0
+    cmd = f"{sys.executable} -m codec info {lcz} | true"
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert r.stderr == ""
