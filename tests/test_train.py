@@ -322,3 +322,32 @@ def test_native_bf16_reads_the_cpu_flags(monkeypatch):
             "builtins.open", lambda *a, _t=flags[name], **k: __import__("io").StringIO(_t)
         )
         assert hardware.native_bf16(torch.device("cpu")) is expected
+
+
+def test_a_stop_signal_ends_the_run_after_a_checkpoint(data_dir, tmp_path, monkeypatch):
+    import signal
+
+    from codec.train import loop
+
+    steps = []
+    plain_step = loop.train_step
+
+    def step_then_signal(*args, **kwargs):
+        out = plain_step(*args, **kwargs)
+        steps.append(1)
+        if len(steps) == 2:
+            signal.raise_signal(signal.SIGTERM)  # as `kill` would, mid-run
+        return out
+
+    monkeypatch.setattr(loop, "train_step", step_then_signal)
+    before = signal.getsignal(signal.SIGTERM)
+    cfg = TrainConfig(data=str(data_dir), out=str(tmp_path / "run"), steps=50, **TINY)
+    cfg.ckpt_every = 100
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=False)
+    assert signal.getsignal(signal.SIGTERM) == before
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 2 == len(steps)  # saved at the step it stopped on, not lost
+    monkeypatch.setattr(loop, "train_step", plain_step)
+    cfg.steps = 4
+    assert torch.load(train(cfg, progress=False), weights_only=False)["step"] == 4
