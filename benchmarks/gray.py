@@ -15,16 +15,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from codec.metrics import psnr
+
 from .cli import Parser, UsageError, run
 from .images import find_images, image_name, load_rgb
 from .jsonutil import write_json
 
 PROG = "python -m benchmarks.gray"
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255**2 / mse)) if mse > 0 else float("inf")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

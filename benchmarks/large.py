@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from codec.metrics import psnr
+
 from .cli import Parser, UsageError, run
 from .images import find_images, load_rgb
 from .jsonutil import write_json
@@ -69,11 +71,6 @@ def mosaic(photos: list[Path], width: int, height: int) -> np.ndarray:
             x, row_h, k = x + w, max(row_h, h), k + 1
         y += row_h
     return out
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255**2 / mse)) if mse > 0 else float("inf")
 
 
 def timed_command(args: list[str], threads: int) -> dict:

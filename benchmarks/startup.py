@@ -32,9 +32,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from codec.hardware import cpu_model
+
 from .cli import Parser, UsageError, run
 from .jsonutil import write_json
-from .speed import cpu_model
 
 PROG = "python -m benchmarks.startup"
 #: ``ru_maxrss`` is in KiB on Linux and in bytes on macOS.
