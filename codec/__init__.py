@@ -23,28 +23,20 @@ from .bitstream import info
 from .errors import CodecError, CodecWarning
 
 if TYPE_CHECKING:
-    from .api import (
-        DEFAULT_QUALITY,
-        Encoded,
-        LoadedModel,
-        compress,
-        decode,
-        decompress,
-        encode,
-        load_model,
-    )
+    from .api import DEFAULT_QUALITY, Encoded, compress, decode, decompress, encode
     from .batch import compress_many, decompress_many
     from .image import Picture
+    from .runtime import LoadedModel, load_model
 
 _LAZY = {
     "DEFAULT_QUALITY": "api",
     "Encoded": "api",
-    "LoadedModel": "api",
+    "LoadedModel": "runtime",
     "compress": "api",
     "decode": "api",
     "decompress": "api",
     "encode": "api",
-    "load_model": "api",
+    "load_model": "runtime",
     "compress_many": "batch",
     "decompress_many": "batch",
     "Picture": "image",

@@ -20,16 +20,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .api import (
-    DEFAULT_QUALITY,
-    compress,
-    decompress,
-    load_model,
-    resolve_device,
-    resolve_precision,
-)
+from .api import DEFAULT_QUALITY, compress, decompress
 from .errors import CodecError
 from .limits import pixel_budget
+from .runtime import load_model, resolve_device, resolve_precision
 
 #: Images in flight per worker: enough to keep every worker busy while results are collected.
 QUEUE_PER_WORKER = 2

@@ -17,10 +17,33 @@ from .errors import CodecError
 from .files import file_or_bytes, naming
 
 MAGIC = b"\x89LCZ"
-#: 3: optional sections (alpha, ICC profile, source) and y coded in bands of latent rows;
-#: 2: exact integer entropy parameters (codec/exact.py); 1: CompressAI's float path.
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a format version has: the one place these rules are written, so that the encoder,
+    the decoder and the latent coders ask here rather than compare version numbers."""
+
+    #: Entropy parameters from the exact integer path (codec/entropy/exact.py), bit-identical on
+    #: every device; without it, CompressAI's float path, exact only where the file was made.
+    exact_params: bool
+    #: y coded in bands of latent rows, one stream each (bounded memory per band).
+    bands: bool
+    #: Optional sections (alpha, ICC profile, source), non-RGB layouts, flags that must be 0,
+    #: and a 16-bit stream count.
+    sections: bool
+
+
+#: Every format version this lcodec reads. A new version is one line here, plus the
+#: architecture that writes it (codec/net/__init__.py).
+FEATURES = {
+    1: Features(exact_params=False, bands=False, sections=False),
+    2: Features(exact_params=True, bands=False, sections=False),
+    3: Features(exact_params=True, bands=True, sections=True),
+}
+#: The version new files are written in by default.
 VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+READABLE_VERSIONS = tuple(FEATURES)
 MAX_SIDE = 65535
 MAX_PIXELS = 1 << 28
 #: Streams in a version 1/2 file (one byte), and in a version 3 file: the hyper-latent plus at
@@ -93,10 +116,18 @@ class Container:
     def header_size(self) -> int:
         """Bytes before the first stream: everything but the streams and the CRC."""
         size = _FIXED.size + len(self.model_id.encode())
-        if self.version < 3:
+        if not features(self.version).sections:
             return size + 1 + 4 * len(self.streams)
         sections = sum(_SECTION.size + len(v) for v in self.sections().values())
         return size + 1 + sections + 2 + 4 * len(self.streams)
+
+
+def features(version: int) -> Features:
+    """What format ``version`` has; ``CodecError`` for a version this lcodec does not know."""
+    try:
+        return FEATURES[version]
+    except KeyError:
+        raise CodecError(f"unknown format version {version}") from None
 
 
 def _check_dims(width: int, height: int) -> None:
@@ -147,7 +178,7 @@ def pack(c: Container) -> bytes:
         c.weights_hash,
         len(model_id),
     )
-    if c.version < 3:
+    if not features(c.version).sections:
         if c.layout != LAYOUT_RGB or c.sections():
             raise CodecError(f"format version {c.version} holds only RGB images, no sections")
         if len(c.streams) > MAX_STREAMS:
@@ -227,11 +258,12 @@ def unpack(data: bytes) -> Container:
     ) = _FIXED.unpack_from(body)
     _check_dims(width, height)
     _check_floats(quality, rate)
-    if layout not in LAYOUTS or (version < 3 and layout != LAYOUT_RGB):
+    has = features(version)
+    if layout not in LAYOUTS or (not has.sections and layout != LAYOUT_RGB):
         raise CodecError(f"unknown channel layout {layout}")
     if pad_mode not in PAD_MODES:
         raise CodecError(f"unknown padding mode {pad_mode}")
-    if version >= 3 and flags != 0:
+    if has.sections and flags != 0:
         raise CodecError(f"unknown flags {flags:#04x}")
     r = _Reader(body, _FIXED.size)
     try:
@@ -253,7 +285,7 @@ def unpack(data: bytes) -> Container:
         flags=flags,
         version=version,
     )
-    if version >= 3:
+    if has.sections:
         _read_sections(r, c)
         n_streams = r.uint(_U16, "stream table")
         if not 2 <= n_streams <= MAX_STREAMS_V3:

@@ -52,6 +52,14 @@ def image_suffixes() -> frozenset[str]:
     return frozenset(ext for ext, fmt in exts.items() if fmt in Image.OPEN)
 
 
+def is_image_file(path: Path) -> bool:
+    """Whether a file found in a folder is an input image: a format Pillow opens here, except
+    ``.lcz`` (which Pillow opens through lcodec's plugin). Folders of the command line, the
+    training data and the benchmark images are all searched with this one rule."""
+    suffix = path.suffix.lower()
+    return suffix in image_suffixes() and suffix != ".lcz"
+
+
 def _is_glob(pattern: str) -> bool:
     return glob.has_magic(pattern)
 
@@ -287,15 +295,18 @@ def current_umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, data: bytes, force: bool) -> None:
-    """Write via a temporary file in the same folder, then rename: no half-written outputs."""
+def write_atomic(path: Path, data: bytes, force: bool, mode: int | None = None) -> None:
+    """Write via a temporary file in the same folder, then rename: no half-written outputs.
+
+    The one atomic writer: outputs, checkpoints and released weights go through it. ``mode``
+    defaults to what a plain ``open()`` would give."""
     if path.exists() and not force:
         raise CodecError(f"{path} exists (use --force to overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # mkstemp makes the file private; give it the mode a plain open() would, as cp does.
-        os.fchmod(fd, 0o666 & ~current_umask())
+        os.fchmod(fd, 0o666 & ~current_umask() if mode is None else mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

@@ -22,6 +22,21 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
+def bpp(nbytes: int, pixels: int) -> float:
+    """Bits per pixel of a file of ``nbytes`` bytes holding an image of ``pixels`` pixels."""
+    return 8 * nbytes / pixels
+
+
+def file_rd_loss(
+    original: np.ndarray, reconstruction: np.ndarray, nbytes: int, lmbda: float
+) -> float:
+    """λ·255²·MSE + bpp of a real file: the training objective, measured on what users get
+    (the trainer's own ``rd_loss`` is the same objective on likelihoods, codec/train/loop.py)."""
+    diff = original.astype(np.float64) - reconstruction.astype(np.float64)
+    mse = float(np.mean(diff**2)) / 255**2
+    return lmbda * 255**2 * mse + bpp(nbytes, original.shape[0] * original.shape[1])
+
+
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """MS-SSIM of two uint8 RGB images, or NaN when the image is too small for five scales."""
     if min(a.shape[:2]) <= MS_SSIM_MIN_SIDE:

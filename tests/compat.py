@@ -27,14 +27,13 @@ def latent_digest(data: bytes) -> str:
     import torch
 
     from codec import bitstream
-    from codec.api import load_model
-    from codec.entropy import decode_latents
-    from codec.zoo import weights_for
+    from codec.net.zoo import weights_for
+    from codec.runtime import load_model
 
     c = bitstream.unpack(data)
     lm = load_model(weights_for(c.model_id, c.weights_hash), "cpu")
     with torch.inference_mode():
-        y_hat = decode_latents(lm.model, lm.hyper(c.version), c.streams, c.z_shape, c.version >= 3)
+        y_hat = lm.coder.decode(c.streams, c.z_shape, c.version)
     return hashlib.sha256(y_hat.to(torch.int32).numpy().tobytes()).hexdigest()
 
 

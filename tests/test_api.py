@@ -105,7 +105,7 @@ def test_weights_are_found_by_the_hash_not_the_name(image):
 
 
 def test_weights_given_explicitly_must_match_the_file(image, tmp_path):
-    from codec.zoo import find_weights
+    from codec.net.zoo import find_weights
 
     c = unpack(codec.compress(image, 50))
     c.weights_hash = bytes(8)
@@ -114,7 +114,7 @@ def test_weights_given_explicitly_must_match_the_file(image, tmp_path):
 
 
 def test_model_names_the_release_to_write_with(image):
-    from codec.zoo import DEFAULT_MODEL, releases
+    from codec.net.zoo import DEFAULT_MODEL, releases
 
     for w in releases():
         meta = codec.info(codec.compress(image, 50, model=w.model_id))
@@ -199,7 +199,7 @@ def test_package_loads_names_on_first_use():
     probe = (
         "import sys, codec\n"
         "assert 'torch' not in sys.modules\n"
-        "assert codec.tiling.TILE > 0 and callable(codec.compress)\n"
+        "assert codec.net.tiling.TILE > 0 and callable(codec.compress)\n"
         "assert set(codec.__all__) <= set(dir(codec))\n"
         "assert all(getattr(codec, n) is not None for n in codec.__all__)\n"
         "try:\n    codec.no_such_name\nexcept AttributeError:\n    print('ok')"

@@ -201,7 +201,7 @@ def test_compress_runs_no_synthesis(png, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("compress ran the synthesis transform")
 
-    monkeypatch.setattr("codec.encoder.Analysis.reconstruction", refuse)
+    monkeypatch.setattr("codec.encoder.analysis.Analysis.reconstruction", refuse)
     r = run("compress", png, "-q", 60, "-o", png.with_suffix(".x.lcz"))
     assert r.exit_code == 0, r.output
     assert png.with_suffix(".x.lcz").read_bytes() == expected
@@ -225,7 +225,7 @@ def test_compress_skips_compressai_point_cloud_code(png, tmp_path):
 
 
 def test_models_lists_every_release_and_marks_the_default():
-    from codec.zoo import DEFAULT_MODEL, releases
+    from codec.net.zoo import DEFAULT_MODEL, releases
 
     r = run("models", "--json")
     assert r.exit_code == 0, r.output
@@ -240,7 +240,7 @@ def test_models_lists_every_release_and_marks_the_default():
 
 
 def test_compress_with_a_named_release_and_info_shows_it_installed(png, tmp_path):
-    from codec.zoo import releases
+    from codec.net.zoo import releases
 
     name = releases()[0].model_id
     out = tmp_path / "named.lcz"

@@ -15,7 +15,7 @@ from compat import ROOT, latent_digest, pixel_digest
 from PIL import Image
 
 import codec
-from codec.zoo import releases
+from codec.net.zoo import releases
 
 MANIFESTS = sorted(ROOT.glob("*/manifest.json"))
 CASES = [

@@ -7,7 +7,7 @@ from conftest import make_image
 
 import codec
 from codec import bitstream
-from codec.exact import ExactHyperSynthesis
+from codec.entropy.exact import ExactHyperSynthesis
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +31,13 @@ def _params(exact, z_hat, split=1):
 
 def test_identical_under_every_perturbation(setup):
     lm, z_hat = setup
-    ref_idx, ref_means = _params(lm.exact, z_hat)
+    ref_idx, ref_means = _params(lm.coder.exact, z_hat)
     assert ref_idx.dtype == torch.int32 and ref_idx.shape[1] == lm.model.M
     assert len(torch.unique(ref_idx)) > 3  # a real spread of tables, not a degenerate case
     variants = {
-        "split 3": lambda: _params(lm.exact, z_hat, split=3),
-        "split 7": lambda: _params(lm.exact, z_hat, split=7),
-        "float64 input": lambda: _params(lm.exact, z_hat.double()),
+        "split 3": lambda: _params(lm.coder.exact, z_hat, split=3),
+        "split 7": lambda: _params(lm.coder.exact, z_hat, split=7),
+        "float64 input": lambda: _params(lm.coder.exact, z_hat.double()),
     }
     for name, fn in variants.items():
         idx, means = fn()
@@ -49,7 +49,7 @@ def test_identical_under_every_perturbation(setup):
             torch.set_num_threads(n)
             for mkldnn in (True, False):
                 with torch.backends.mkldnn.flags(enabled=mkldnn):
-                    idx, means = _params(lm.exact, z_hat, split=2)
+                    idx, means = _params(lm.coder.exact, z_hat, split=2)
                 assert torch.equal(idx, ref_idx) and torch.equal(means, ref_means), (n, mkldnn)
     finally:
         torch.set_num_threads(threads)
@@ -58,7 +58,7 @@ def test_identical_under_every_perturbation(setup):
 def test_rebuilt_from_weights_is_identical(setup):
     lm, z_hat = setup
     again = ExactHyperSynthesis(lm.model, "cpu")
-    a, b = _params(lm.exact, z_hat), _params(again, z_hat)
+    a, b = _params(lm.coder.exact, z_hat), _params(again, z_hat)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
@@ -69,7 +69,7 @@ def test_matches_float_model_closely(setup):
     index there may move by two; nowhere else.
     """
     lm, z_hat = setup
-    idx, means = _params(lm.exact, z_hat)
+    idx, means = _params(lm.coder.exact, z_hat)
     with torch.inference_mode():
         scales_f, means_f = lm.model.h_s(z_hat).chunk(2, 1)
         idx_f = lm.model.gaussian_conditional.build_indexes(scales_f)
@@ -89,9 +89,9 @@ def test_matches_float_model_closely(setup):
 def test_accumulators_stay_exact(setup):
     """Every partial sum must stay below 2**53 for float64 to be exact: check the real bound."""
     lm, _ = setup
-    from codec.exact import ACT_LIMIT
+    from codec.entropy.exact import ACT_LIMIT
 
-    for spec in lm.exact.layers:
+    for spec in lm.coder.exact.layers:
         w = spec["weight"]
         fan_in = w[0].numel() if not spec["transposed"] else w[:, 0].numel()
         bound = fan_in * w.abs().max().item() * ACT_LIMIT + spec["bias"].abs().max().item()

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from compressai.layers import GDN
 
 import codec
-from codec.exact import (
+from codec.entropy.exact import (
     ACT_LIMIT,
     WEIGHT_BITS,
     _conv_taps,
@@ -15,10 +15,10 @@ from codec.exact import (
     winograd_filter,
     winograd_is_exact,
 )
-from codec.layers import FastGDN, for_inference
-from codec.models import remap_ladder
-from codec.rans import SymbolCoder, symbol_coder
-from codec.zoo import find_weights, load_network
+from codec.entropy.rans import SymbolCoder, symbol_coder
+from codec.net.layers import FastGDN, for_inference
+from codec.net.msh_gain import remap_ladder
+from codec.net.zoo import find_weights, load_network
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +178,7 @@ def test_coding_a_read_only_array_warns_nothing():
 def test_encoder_hyper_latent_equals_the_decoded_one(stock):
     """The encoder skips decoding its own z stream: symbols plus medians are what comes back,
     out-of-range (escaped) symbols included."""
-    from codec.entropy import decode_latents, encode_latents, float_hyper
+    from codec.entropy.msh_gain import decode_latents, encode_latents, float_hyper
 
     eb = stock.entropy_bottleneck
     torch.manual_seed(5)
@@ -191,8 +191,10 @@ def test_encoder_hyper_latent_equals_the_decoded_one(stock):
     lm = codec.load_model(device="cpu")
     y = torch.randn(1, stock.M, 8, 8) * 3
     with torch.no_grad():
-        streams, z_shape, y_hat = encode_latents(lm.model, lm.exact, y, banded=True)
-    assert torch.equal(decode_latents(lm.model, lm.exact, streams, z_shape, banded=True), y_hat)
+        streams, z_shape, y_hat = encode_latents(lm.model, lm.coder.exact, y, banded=True)
+    assert torch.equal(
+        decode_latents(lm.model, lm.coder.exact, streams, z_shape, banded=True), y_hat
+    )
     # The hyper-synthesis sees the same tensor on both sides, memory layout included: the float
     # path (version 1) rounds differently on a channels-last copy, which garbled whole files.
     seen = []

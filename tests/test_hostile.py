@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import codec
 from codec import bitstream
 from codec.bitstream import pack, unpack
-from codec.entropy import safe_stream
+from codec.entropy.msh_gain import safe_stream
 
 H, W = 32, 48
 #: Seconds one decode of a damaged 32x48 file may take: far more than it needs.

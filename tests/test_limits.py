@@ -12,8 +12,8 @@ from conftest import make_image
 from PIL import Image, ImageFile
 
 import codec
-import codec.api
 import codec.limits
+import codec.runtime
 from codec.bitstream import MAX_PIXELS, pack, unpack
 from codec.cli import main
 
@@ -51,7 +51,7 @@ def nothing_heavy(monkeypatch):
         raise AssertionError("heavy work: decoded pixels or loaded the model")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
-    monkeypatch.setattr(codec.api, "load_model", refuse)
+    monkeypatch.setattr(codec.runtime, "load_model", refuse)
 
 
 @pytest.fixture

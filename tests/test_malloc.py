@@ -42,6 +42,6 @@ def test_the_command_line_sets_it(monkeypatch):
     import codec.cli
 
     calls = []
-    monkeypatch.setattr(codec.cli, "reuse_freed_memory", lambda: calls.append(1))
+    monkeypatch.setattr(codec.cli.commands, "reuse_freed_memory", lambda: calls.append(1))
     assert CliRunner().invoke(codec.cli.main, ["info", "--help"]).exit_code == 0
     assert calls == [1]

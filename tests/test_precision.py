@@ -9,8 +9,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 import codec
-from codec.api import load_model, quality_to_rate
 from codec.cli import main
+from codec.net.ladder import quality_to_rate
+from codec.runtime import load_model
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "sample.jpg"
 

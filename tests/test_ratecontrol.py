@@ -15,9 +15,9 @@ from PIL import Image
 
 import codec
 from codec.cli import main
-from codec.effort import rd_loss
+from codec.encoder.ratecontrol import Candidate, Target, search
+from codec.metrics import file_rd_loss as rd_loss
 from codec.metrics import psnr
-from codec.ratecontrol import Candidate, Target, search
 
 
 @pytest.fixture(autouse=True, scope="module")

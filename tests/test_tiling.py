@@ -6,8 +6,9 @@ import torch
 from conftest import make_image
 
 import codec
-from codec import entropy, tiling
 from codec.bitstream import unpack
+from codec.entropy import msh_gain as entropy
+from codec.net import tiling
 
 H, W = 150, 200  # padded to 192x256: 3x4 tiles of 64 pixels
 

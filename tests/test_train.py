@@ -16,7 +16,8 @@ from PIL import Image
 
 import codec
 from codec.cli import main
-from codec.models import ARCHITECTURE, build_model
+from codec.net import build_model
+from codec.net.msh_gain import ARCHITECTURE
 from codec.train import TrainConfig, train
 from codec.train.export import export_checkpoint
 
@@ -233,7 +234,7 @@ def test_rate_balance_is_recorded_in_the_manifest(data_dir, tmp_path):
 def test_export_never_replaces_a_shipped_release(tmp_path):
     import codec.train.export as export
     from codec.errors import CodecError
-    from codec.zoo import releases
+    from codec.net.zoo import releases
 
     w = releases()[0]
     before = w.path.read_bytes()

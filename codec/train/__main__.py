@@ -1,3 +1,3 @@
-from codec.cli import train_command
+from .commands import train_command
 
 train_command(prog_name="python -m codec.train")

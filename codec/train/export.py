@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 from tqdm import tqdm
 
 from ..errors import CodecError
-from ..models import ARCHITECTURE, build_model
-from ..zoo import WEIGHTS_DIR, sha256_file
+from ..files import write_atomic
+from ..net import build_model
+from ..net.msh_gain import ARCHITECTURE
+from ..net.zoo import WEIGHTS_DIR, sha256_file
 from .data import list_images
 
 FP32_PREFIXES = ("entropy_bottleneck.", "gaussian_conditional.", "log_gain", "log_inv_gain")
@@ -72,10 +73,7 @@ def export_checkpoint(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.safetensors"
-    tmp = path.with_suffix(".tmp")
-    save_file(_shipped_state(model), str(tmp))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_atomic(path, save(_shipped_state(model)), force=True, mode=0o644)
     log = state.get("log", {})
     manifest = {
         "name": name,
@@ -149,9 +147,7 @@ def training_stages(state: dict, depth: int = 0) -> list[dict]:
 
 def _write_manifest(path: Path, manifest: dict) -> None:
     mpath = path.with_suffix(".json")
-    tmp = mpath.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, mpath)
+    write_atomic(mpath, (json.dumps(manifest, indent=2) + "\n").encode(), force=True)
 
 
 def measure_rd(weights: str | Path, val: str | Path, qualities: tuple[float, ...]) -> list[dict]:

@@ -8,65 +8,27 @@ DistributedDataParallel (gloo on CPU, nccl on GPU).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from ..files import write_atomic
 from ..hardware import cpu_model, native_bf16
-from ..models import ARCHITECTURE, DEFAULT_LAMBDAS, build_model, remap_ladder
+from ..net import build_model
+from ..net.msh_gain import ARCHITECTURE, remap_ladder
+from ..net.zoo import read_state
+from .config import SCHEDULES, TrainConfig
 from .data import CropSampler
-
-
-@dataclass
-class TrainConfig:
-    data: str
-    out: str = "runs/default"
-    steps: int = 10000
-    batch: int = 8
-    crop: int = 128
-    lr: float = 5e-4
-    min_lr: float = 1e-5
-    warmup: int = 300
-    aux_lr: float = 1e-3
-    clip: float = 1.0
-    N: int = 128
-    M: int = 192
-    lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
-    ckpt_every: int = 250
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0
-    val: str | None = None
-    val_every: int = 0
-    init_from: str | None = None
-    time_budget: float = 0.0  # seconds; the schedule ends at whichever of steps or time is first
-    # bf16 autocast for the transforms (entropy models, likelihoods and losses stay float32).
-    # None: on wherever the device computes bf16 natively (see ``native_bf16``).
-    amp: bool | None = None
-    compile: bool = False  # torch.compile the network (the checkpoint keeps the plain model)
-    # Each crop's loss is weighted by (lambda / ladder's geometric mean) ** -rate_balance. The
-    # plain loss grows about as sqrt(lambda), so at 0 the top rungs outweigh the bottom ~20:1 in
-    # the shared transforms' gradient; 0.5 gives every rung about the same say.
-    rate_balance: float = 0.0
-    # Decay of the exponential moving average of the weights that export ships (0: none).
-    ema: float = 0.999
-    # "cosine": warm-up then cosine decay over the whole run. "wsd": warm-up, constant, then a
-    # cosine decay over the last ``decay`` fraction, so one long schedule survives restarts.
-    schedule: str = "cosine"
-    decay: float = 0.2
-    extra: dict = field(default_factory=dict)
-
-
-SCHEDULES = ("cosine", "wsd")
 
 
 def lr_at(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
@@ -133,9 +95,7 @@ def load_initial_weights(model, path: str) -> None:
     When the new run has another lambda ladder, the gain tables are carried over onto it.
     """
     if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()}
+        state = read_state(path)
         manifest = Path(path).with_suffix(".json")
         src = json.loads(manifest.read_text())["lambdas"] if manifest.exists() else None
     else:
@@ -253,9 +213,9 @@ def save_checkpoint(
         "config": asdict(cfg),
         "log": log,
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue(), force=True)
 
 
 def _setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:

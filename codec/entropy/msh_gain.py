@@ -1,4 +1,4 @@
-"""Latents <-> symbols <-> bytes with CompressAI's rANS coder.
+"""The latent coder of ``msh-gain``: a mean-scale hyperprior's latents <-> rANS streams.
 
 The encoder reconstructs its own hyper-latent exactly as the decoder will (symbols plus medians)
 before predicting the entropy parameters, so both sides derive the probability tables from the
@@ -23,7 +23,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .errors import CodecError
+from ..bitstream import features
+from ..errors import CodecError
+from .exact import ExactHyperSynthesis
 from .rans import symbol_coder
 
 Hyper = Callable[[Tensor], "tuple[Tensor, Tensor]"]
@@ -177,3 +179,24 @@ def decode_latents(
         y_hat[..., r0:r1, :] = _decode_band(coder, stream, indexes, means)
         del indexes, means
     return y_hat
+
+
+class MshGainCoder:
+    """The ``LatentCoder`` of a mean-scale hyperprior: the entropy parameters come from the
+    exact integer path or, in files of a version without it, CompressAI's float path."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device):
+        self.model = model
+        self.exact = ExactHyperSynthesis(model, device)
+
+    def hyper(self, version: int) -> Hyper:
+        """The entropy-parameter path a format version prescribes."""
+        return self.exact if features(version).exact_params else float_hyper(self.model)
+
+    def encode(self, y: Tensor, version: int) -> tuple[list[bytes], tuple[int, int], Tensor]:
+        return encode_latents(self.model, self.hyper(version), y, features(version).bands)
+
+    def decode(self, streams: list[bytes], z_shape: tuple[int, int], version: int) -> Tensor:
+        return decode_latents(
+            self.model, self.hyper(version), streams, z_shape, features(version).bands
+        )

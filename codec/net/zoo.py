@@ -15,12 +15,12 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import CodecError
+from ..errors import CodecError
 
 if TYPE_CHECKING:
     import torch
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 #: The release new files are written with; older releases stay installed for decoding.
 DEFAULT_MODEL = "lcodec-msh-gain"
 
@@ -114,14 +114,20 @@ def weights_for(model_id: str, short_hash: bytes, weights: str | Path | None = N
 
 def load_network(w: Weights, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Build the network the manifest names and load its verified weights, ready for coding."""
-    from safetensors.torch import load_file
-
-    from .models import build_model
+    from . import build_model
 
     if sha256_file(w.path) != w.sha256:
         raise CodecError(f"weights file {w.path.name} does not match its manifest's sha256")
     m = w.manifest
     model = build_model(m["architecture"], m["N"], m["M"], tuple(m["lambdas"]))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(w.path).items()}
+    state = read_state(w.path)
     model.load_state_dict(state)
     return model.to(device).eval()
+
+
+def read_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """A ``.safetensors`` state dict with its floating-point tensors in float32: releases ship
+    fp16 transforms, and the networks and the trainer compute in float32."""
+    from safetensors.torch import load_file
+
+    return {k: v.float() if v.is_floating_point() else v for k, v in load_file(path).items()}

@@ -16,19 +16,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import bitstream
-from .bitstream import Container
+from .. import bitstream, runtime
+from ..bitstream import Container
+from ..errors import CodecError
+from ..image import Picture, decoded_picture, encode_alpha
+from ..metrics import psnr
+from ..net import architecture
+from ..net.ladder import quality_to_rate
+from ..net.tiling import analyse, synthesize
+from ..net.zoo import find_weights
 from .effort import refine_latents
-from .entropy import encode_latents
-from .metrics import psnr
 from .ratecontrol import Candidate, Target, TargetResult, search
-from .tiling import analyse, synthesize
-
-
-def to_uint8(x_hat: Tensor, height: int, width: int) -> np.ndarray:
-    """The decoder's output pixels: crop the padding, clamp, round to 8 bits, HxWx3."""
-    x = x_hat[0, :, :height, :width].clamp(0, 1).mul(255).round().to(torch.uint8)
-    return x.permute(1, 2, 0).cpu().numpy()
 
 
 @dataclass
@@ -45,29 +43,28 @@ class Analysis:
     """An image after the analysis transform, ready to be coded at any quality and effort.
 
     ``lm`` is a ``LoadedModel``; ``rate_of`` maps quality to the model's rate (and rejects bad
-    qualities); ``stride`` is the padding multiple; ``header`` holds further ``Container``
+    qualities); the padding multiple is the network's stride; ``header`` holds further ``Container``
     fields (layout, alpha, ICC profile, source). The analysis runs tile by tile
-    (codec/tiling.py), so a plain encode of any size has bounded memory.
+    (codec/net/tiling.py), so a plain encode of any size has bounded memory.
     """
 
     def __init__(
         self,
         lm,
         pixels: np.ndarray,
-        stride: int,
         format_version: int,
         rate_of: Callable[[float], float],
         header: dict[str, Any] | None = None,
     ):
         self.lm, self.model, self.device = lm, lm.model, lm.device
-        self.hyper = lm.hyper(format_version)
+        self.coder = lm.coder
+        stride = self.model.stride
         self.format_version = format_version
         self.rate_of = rate_of
         self.pixels = pixels
         self.height, self.width = pixels.shape[:2]
         self.pad_bottom, self.pad_right = (-self.height) % stride, (-self.width) % stride
         self.header = header or {}
-        self.banded = format_version >= 3
         padded = (self.height + self.pad_bottom, self.width + self.pad_right)
         self.latent = analyse(self.model, pixels, padded, self.device)
 
@@ -101,7 +98,7 @@ class Analysis:
                 self.width,
             )
         with torch.no_grad():
-            streams, z_shape, y_hat = encode_latents(self.model, self.hyper, y, self.banded)
+            streams, z_shape, y_hat = self.coder.encode(y, self.format_version)
         c = Container(
             width=self.width,
             height=self.height,
@@ -125,7 +122,7 @@ class Analysis:
     def _true_loss(self, y: Tensor, inv_gain: Tensor, lmbda: float) -> float:
         """λ·255²·MSE + bpp of the file ``y`` codes to (stream bytes: the header is constant)."""
         with torch.no_grad():
-            streams, _, y_hat = encode_latents(self.model, self.hyper, y, self.banded)
+            streams, _, y_hat = self.coder.encode(y, self.format_version)
             x_hat = self.model.g_s(y_hat * inv_gain)[..., : self.height, : self.width]
             pixels = x_hat.clamp(0, 1).mul(255).round()
             original = self.x[..., : self.height, : self.width].mul(255).round()
@@ -155,3 +152,65 @@ class Analysis:
         best, result = search(evaluator(0), target, self.height * self.width, refine=refine)
         trial, recon = best.payload
         return trial, recon, result
+
+
+def side_info(pic: Picture, version: int) -> dict:
+    """The container fields that bring the image's layout, alpha and ICC profile back."""
+    if not bitstream.features(version).sections:
+        if pic.alpha is not None or pic.icc_profile is not None:
+            raise CodecError(f"format version {version} cannot hold alpha or an ICC profile")
+        return {}
+    layout = {
+        (False, False): bitstream.LAYOUT_RGB,
+        (True, False): bitstream.LAYOUT_GRAY,
+        (False, True): bitstream.LAYOUT_RGBA,
+        (True, True): bitstream.LAYOUT_GRAYA,
+    }[pic.is_gray, pic.alpha is not None]
+    plain = (pic.source_mode, pic.source_bits) == (pic.mode, 8)  # the layout says it all
+    return {
+        "layout": layout,
+        "alpha": None if pic.alpha is None else encode_alpha(pic.alpha),
+        "icc_profile": pic.icc_profile,
+        "source_mode": "" if plain else pic.source_mode,
+        "source_bits": pic.source_bits,
+    }
+
+
+def encode_picture(
+    pic: Picture,
+    weights: str | None,
+    device: str | None,
+    precision: str | None,
+    quality: float,
+    format_version: int | None,
+    target: Target | None,
+    iterations: int,
+    reconstruct: bool,
+) -> tuple[Trial, np.ndarray | None, TargetResult | None]:
+    """Code ``pic`` with the release ``weights`` names: the chosen trial, the reconstruction in
+    the image's own layout (when asked for, or made anyway by a PSNR target), how a target was
+    met. Everything the header needs is checked before the model loads.
+
+    ``format_version`` ``None`` is the newest version the release's architecture writes.
+    """
+    w = find_weights(weights)
+    writes = architecture(w.manifest["architecture"]).writes
+    version = writes[-1] if format_version is None else format_version
+    if version not in writes:
+        raise CodecError(f"cannot write format version {version} with model {w.model_id}")
+    header = side_info(pic, version)
+    lm = runtime.load_model(w, device, precision)
+    levels = lm.model.levels
+    if target is None:
+        quality_to_rate(quality, levels)  # fail on a bad quality before any work
+    analysis = Analysis(lm, pic.rgb(), version, lambda q: quality_to_rate(q, levels), header)
+    recon, result = None, None
+    if target is None:
+        trial = analysis.trial(quality, iterations)
+    else:
+        trial, recon, result = analysis.search(target, iterations)
+    if reconstruct and recon is None:
+        recon = analysis.reconstruction(trial)
+    if recon is not None:  # in the image's own layout, as decompress returns it
+        recon = decoded_picture(recon, pic.is_gray, pic.alpha).pixels
+    return trial, recon, result

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import CodecError
+from ..errors import CodecError
 
 #: Relative tolerance of bpp and size targets (a size target is also never exceeded).
 TOLERANCE = 0.02

@@ -17,22 +17,22 @@ from typing import Callable
 
 import click
 
-from .bitstream import MAX_PIXELS
-from .errors import CodecError, CodecWarning
-from .files import (
+from ..bitstream import MAX_PIXELS
+from ..errors import CodecError, CodecWarning
+from ..files import (
     STDIO,
     Job,
     check_jobs,
-    image_suffixes,
+    is_image_file,
     plan,
     read_input,
-    write_atomic,
     write_output,
 )
-from .limits import MAX_IMAGE_PIXELS, check_budget, pixel_budget
-from .malloc import reuse_freed_memory
+from ..limits import MAX_IMAGE_PIXELS, check_budget, pixel_budget
+from ..malloc import reuse_freed_memory
+from ..train.commands import export_command, train_command
 
-__all__ = ["main", "write_atomic"]
+__all__ = ["main"]
 
 DEVICE = click.option(
     "--device",
@@ -144,10 +144,6 @@ def _os_error(e: OSError) -> str:
     return f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
 
 
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in image_suffixes() and not _is_lcz(path)  # .lcz: the plugin
-
-
 def _is_lcz(path: Path) -> bool:
     return path.suffix.lower() == ".lcz"
 
@@ -251,7 +247,7 @@ def compress(
     A --target-* option replaces -q: the quality is searched by encoding until the file meets
     it, and the value reached is printed. An unreachable target gives the closest file.
     """
-    from .zoo import find_weights
+    from ..net.zoo import find_weights
 
     if model is not None:
         find_weights(model)  # an unknown name fails before any work, without torch
@@ -264,13 +260,13 @@ def compress(
     limit = _prepare(max_pixels, force, skip_existing)
 
     def inspect(job: Job) -> None:
-        from .image import probe_image
+        from ..image import probe_image
 
         src = read_input(job) if job.src == STDIO else job.src
         probe_image(src, limit, name=job.src_label, setting="--max-pixels")
 
     def work(job: Job) -> str:
-        from .api import encode  # torch loads here, once every input has been checked
+        from ..api import encode  # torch loads here, once every input has been checked
 
         src = read_input(job) if job.src == STDIO else job.src
         # No reconstruction: the command prints none, and it would cost a synthesis transform.
@@ -292,7 +288,7 @@ def compress(
         return f"{line}; {enc.target}" if enc.target else line
 
     jobs, skipped = check_jobs(
-        plan(images, output, ".lcz", _is_image), inspect, force, skip_existing
+        plan(images, output, ".lcz", is_image_file), inspect, force, skip_existing
     )
     _run(jobs, work, skipped)
 
@@ -315,7 +311,7 @@ def decompress(files, output, device, precision, force, skip_existing, max_pixel
     The PNG has the image's own layout (gray, RGB, with alpha) and its ICC profile. A file
     that lcodec did not write (say, the original beside its .lcz) is only replaced with --force.
     """
-    from .bitstream import unpack
+    from ..bitstream import unpack
 
     limit = _prepare(max_pixels, force, skip_existing)
 
@@ -324,8 +320,8 @@ def decompress(files, output, device, precision, force, skip_existing, max_pixel
         check_budget(c.width, c.height, limit, "--max-pixels")
 
     def work(job: Job) -> str:
-        from .api import decode  # torch loads here, once every input has been checked
-        from .image import encode_png
+        from ..api import decode  # torch loads here, once every input has been checked
+        from ..image import encode_png
 
         pic = decode(read_input(job), device=device, precision=precision, max_pixels=limit)
         write_output(job, encode_png(pic), force)
@@ -340,8 +336,8 @@ def decompress(files, output, device, precision, force, skip_existing, max_pixel
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(file, as_json):
     """Show what a .lcz FILE holds: format, model, size, quality, stream sizes, bpp."""
-    from .bitstream import info as read_info
-    from .zoo import weights_for
+    from ..bitstream import info as read_info
+    from ..net.zoo import weights_for
 
     meta = read_info(file)
     try:
@@ -377,7 +373,7 @@ def models(as_json):
     Every release stays installed so that every file written with it keeps decoding; the one
     marked * writes new files unless --model chooses another.
     """
-    from .zoo import DEFAULT_MODEL, releases
+    from ..net.zoo import DEFAULT_MODEL, releases
 
     rows = []
     for w in releases():
@@ -415,7 +411,7 @@ def compare(reference, image):
     """
     import math
 
-    from .metrics import MS_SSIM_MIN_SIDE, ms_ssim, psnr
+    from ..metrics import MS_SSIM_MIN_SIDE, ms_ssim, psnr
 
     (a, a_bytes), (b, b_bytes) = _compared(reference), _compared(image)
     if a.shape != b.shape:
@@ -439,12 +435,12 @@ def compare(reference, image):
 
 def _compared(path: str):
     """An image to compare as HxWx3 uint8 RGB, with the file's size when it is an .lcz."""
-    from .image import to_rgb_array
+    from ..image import to_rgb_array
 
     if not _is_lcz(Path(path)):
         return to_rgb_array(path), None
-    from .api import decode
-    from .files import read_file
+    from ..api import decode
+    from ..files import read_file
 
     data = read_file(path)
     try:
@@ -453,155 +449,5 @@ def _compared(path: str):
         raise CodecError(f"{path}: {e}") from None
 
 
-@main.command("train")
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Folder of training images (searched recursively).",
-)
-@click.option(
-    "--out",
-    default="runs/default",
-    show_default=True,
-    help="Run folder: checkpoint, logs and exported weights. Re-running resumes.",
-)
-@click.option("--steps", default=10000, show_default=True, help="Total optimisation steps.")
-@click.option("--batch", default=8, show_default=True)
-@click.option("--crop", default=128, show_default=True, help="Square crop size in pixels.")
-@click.option("--lr", default=5e-4, show_default=True, help="Peak learning rate (cosine decay).")
-@click.option("--warmup", default=300, show_default=True)
-@click.option("--N", "n", default=128, show_default=True, help="Transform channels.")
-@click.option("--M", "m", default=192, show_default=True, help="Latent channels.")
-@click.option("--lambdas", default=None, help="Comma-separated rate ladder (MSE lambdas).")
-@click.option("--ckpt-every", default=250, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
-@click.option("--threads", default=0, help="CPU threads (0: torch's default).")
-@click.option("--init-from", default=None, help="Start from another run's checkpoint.")
-@click.option("--name", default=None, help="Name of the exported weights (default: run name).")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--val", default=None, help="Folder of images to measure the exported weights on.")
-@click.option("--time-budget", default=0.0, help="Seconds: end the schedule early at this time.")
-@click.option(
-    "--amp/--no-amp",
-    default=None,
-    help="bf16 autocast for the transforms, channels-last (entropy models and losses stay "
-    "float32). Default: on where the CPU (AVX-512 BF16, AMX) or GPU computes bf16 natively.",
-)
-@click.option(
-    "--ema",
-    default=0.999,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0, max_open=True),
-    help="Decay of the moving average of the weights that export ships (0: none).",
-)
-@click.option(
-    "--schedule",
-    type=click.Choice(["cosine", "wsd"]),
-    default="cosine",
-    show_default=True,
-    help="cosine: decay over the whole run. wsd: constant, then decay over the last --decay "
-    "of the run (one long schedule across restarts).",
-)
-@click.option(
-    "--decay",
-    default=0.2,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0, min_open=True),
-    help="Fraction of the run the wsd schedule spends decaying.",
-)
-@click.option(
-    "--rate-balance",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0),
-    help="Weight each crop's loss by (lambda / ladder mean)^-B. At 0 the top rungs dominate "
-    "the gradient (about 20:1); 0.5 gives every rung about equal weight.",
-)
-@click.option(
-    "--compile",
-    "compile_",
-    is_flag=True,
-    help="torch.compile the network: slower first step, faster after.",
-)
-def train_command(
-    data,
-    out,
-    steps,
-    batch,
-    crop,
-    lr,
-    warmup,
-    n,
-    m,
-    lambdas,
-    ckpt_every,
-    device,
-    threads,
-    init_from,
-    name,
-    seed,
-    val,
-    time_budget,
-    amp,
-    ema,
-    schedule,
-    decay,
-    rate_balance,
-    compile_,
-):
-    """Train (or resume) a variable-rate model on a folder of images, then export its weights."""
-    reuse_freed_memory()  # also when started as ``python -m codec.train`` (torchrun)
-    from .models import DEFAULT_LAMBDAS
-    from .train import TrainConfig, train
-    from .train.export import export_checkpoint
-
-    ladder = tuple(float(v) for v in lambdas.split(",")) if lambdas else DEFAULT_LAMBDAS
-    if len(ladder) < 2:
-        raise CodecError("--lambdas needs at least two values")
-    cfg = TrainConfig(
-        data=data,
-        out=out,
-        steps=steps,
-        batch=batch,
-        crop=crop,
-        lr=lr,
-        warmup=warmup,
-        N=n,
-        M=m,
-        lambdas=ladder,
-        ckpt_every=ckpt_every,
-        device=device,
-        threads=threads,
-        init_from=init_from,
-        seed=seed,
-        time_budget=time_budget,
-        amp=amp,
-        ema=ema,
-        schedule=schedule,
-        decay=decay,
-        compile=compile_,
-        rate_balance=rate_balance,
-    )
-    ckpt = train(cfg)
-    if int(os.environ.get("RANK", "0")) == 0:
-        path = export_checkpoint(ckpt, Path(out) / "export", name or Path(out).name, val=val)
-        click.echo(f"exported {path}")
-
-
-@main.command("export")
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
-@click.option("--name", required=True, help="Weights name (the model id files record).")
-@click.option("--out", default=".", show_default=True, help="Folder for .safetensors + .json.")
-@click.option("--val", default=None, help="Folder of images to measure RD points on.")
-@click.option(
-    "--raw",
-    is_flag=True,
-    help="Export the last weights instead of their moving average (when the run kept one).",
-)
-def export_command(checkpoint, name, out, val, raw):
-    """Export a training CHECKPOINT as fp16 safetensors weights with a manifest."""
-    from .train.export import export_checkpoint
-
-    path = export_checkpoint(checkpoint, out, name, val=val, average=not raw)
-    click.echo(f"exported {path}")
+main.add_command(train_command)
+main.add_command(export_command)

@@ -20,20 +20,8 @@ with warnings.catch_warnings():  # compressai still uses torch.jit.script, depre
     warnings.simplefilter("ignore", FutureWarning)
     from compressai.models import MeanScaleHyperprior
 
-#: MSE lambdas of the rate ladder, low rate first: CompressAI's zoo values (its qualities 1–6)
-#: with two lower rungs, so that quality 0 reaches about 0.15 bpp, and a top rung above its
-#: 0.0932: each training stage lowers every rung's rate, and quality 100 must stay above 1.2 bpp.
-DEFAULT_LAMBDAS: tuple[float, ...] = (
-    0.00045,
-    0.0009,
-    0.0018,
-    0.0035,
-    0.0067,
-    0.0130,
-    0.0250,
-    0.0483,
-    0.13,
-)
+from .ladder import DEFAULT_LAMBDAS
+from .layers import for_inference
 
 ARCHITECTURE = "msh-gain"
 
@@ -57,6 +45,14 @@ class GainedMeanScaleHyperprior(MeanScaleHyperprior):
         self.log_gain = nn.Parameter(init[:, None].repeat(1, M).clone())
         self.log_inv_gain = nn.Parameter(-init[:, None].repeat(1, M).clone())
         self.levels = levels
+        #: Pixels per hyper-latent, the padding multiple: the product of every stride of the
+        #: analysis and hyper-analysis transforms (64).
+        self.stride = math.prod(
+            m.stride[0]
+            for t in (self.g_a, self.h_a)
+            for m in t.modules()
+            if isinstance(m, nn.Conv2d)
+        )
 
     # -- rate control -------------------------------------------------------------------------
 
@@ -78,6 +74,12 @@ class GainedMeanScaleHyperprior(MeanScaleHyperprior):
         table = torch.log(torch.tensor(self.lambdas, device=rate.device))[:, None]
         return torch.exp(self._interp(table, rate))[:, 0]
 
+    def prepare_inference(self, dtype: torch.dtype = torch.float32) -> None:
+        """Swap the transforms for their inference forms (codec/net/layers.py); the synthesis and
+        analysis compute in ``dtype``, the hyper-analysis always in float32."""
+        self.g_a, self.g_s = for_inference(self.g_a, dtype), for_inference(self.g_s, dtype)
+        self.h_a = for_inference(self.h_a)
+
     # -- training -----------------------------------------------------------------------------
 
     def forward(self, x: Tensor, rate: Tensor | None = None) -> dict:
@@ -98,13 +100,6 @@ class GainedMeanScaleHyperprior(MeanScaleHyperprior):
             y_hat = ste_round(y - means) + means
         x_hat = self.g_s(y_hat * ig).float()
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
-
-
-def build_model(architecture: str, N: int, M: int, lambdas: tuple[float, ...]) -> nn.Module:
-    """Instantiate the network an architecture id names (the id is stored in every manifest)."""
-    if architecture != ARCHITECTURE:
-        raise ValueError(f"unknown architecture {architecture!r}")
-    return GainedMeanScaleHyperprior(N=N, M=M, lambdas=lambdas)
 
 
 def remap_ladder(table: Tensor, src: tuple[float, ...], dst: tuple[float, ...]) -> Tensor:

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import CodecError
-from .models import ste_round
+from ..errors import CodecError
+from ..net.msh_gain import ste_round
 
 #: Optimisation steps per effort level. 1 is the plain forward pass (the same bytes as without
 #: effort); each level above costs roughly 1.5-2x the one below, like cjxl's --effort.
@@ -45,14 +45,6 @@ def effort_iterations(effort: int) -> int:
     if int(effort) not in ITERATIONS:
         raise CodecError(f"effort must be from 1 to 9, got {effort}")
     return ITERATIONS[int(effort)]
-
-
-def rd_loss(original: np.ndarray, reconstruction: np.ndarray, nbytes: int, lmbda: float) -> float:
-    """λ·255²·MSE + bpp of a real file: the training objective, measured on what users get."""
-    diff = original.astype(np.float64) - reconstruction.astype(np.float64)
-    mse = float(np.mean(diff**2)) / 255**2
-    bpp = 8 * nbytes / (original.shape[0] * original.shape[1])
-    return lmbda * 255**2 * mse + bpp
 
 
 def _bits(likelihoods: Tensor, bound: float = 1e-9) -> Tensor:
