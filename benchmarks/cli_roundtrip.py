@@ -11,17 +11,19 @@ library's calls in a warm process.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 import tempfile
 import time
+from argparse import RawDescriptionHelpFormatter
 from pathlib import Path
 
 import numpy as np
 
-from .images import find_images, load_rgb
+from .common.cli import Parser, UsageError
+from .common.cli import run as run_cli
+from .common.images import find_images, load_rgb
 
 
 def _lcodec(*args: str) -> float:
@@ -77,17 +79,17 @@ def run(data: str, quality: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="python -m benchmarks.cli_roundtrip",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
     )
     ap.add_argument("--data", required=True)
     ap.add_argument("--json", required=True)
     ap.add_argument("--quality", type=float, default=50)
     args = ap.parse_args(argv)
     if not find_images(args.data):
-        ap.error(f"no images in {args.data}")
+        raise UsageError(f"no images in {args.data}")
     result = run(args.data, args.quality)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
@@ -101,4 +103,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli("python -m benchmarks.cli_roundtrip", main, None))

@@ -9,8 +9,9 @@ reconstruction by more than ``--max-pixel-diff`` (rounding in the synthesis tran
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
+from argparse import RawDescriptionHelpFormatter
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +20,17 @@ from tqdm import tqdm
 
 import codec
 from codec import bitstream
-from codec.entropy import decode_latents
 
-from .images import find_images, load_rgb
+from .common.cli import Parser
+from .common.cli import run as run_cli
+from .common.images import find_images, load_rgb
 
 
 def _latents(data: bytes, device: str) -> torch.Tensor:
     c = bitstream.unpack(data)
     lm = codec.load_model(device=device)
     with torch.inference_mode():
-        return decode_latents(lm.model, lm.hyper(c.version), c.streams, c.z_shape).cpu()
+        return lm.coder.decode(c.streams, c.z_shape, c.version).cpu()
 
 
 def run(data: str, qualities: list[float], limit: int | None, max_diff: int) -> dict:
@@ -78,10 +80,10 @@ def run(data: str, qualities: list[float], limit: int | None, max_diff: int) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="python -m benchmarks.cross_device",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
     )
     ap.add_argument("--data", required=True)
     ap.add_argument("--json", required=True)
@@ -100,4 +102,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli("python -m benchmarks.cross_device", main, None))

@@ -10,10 +10,11 @@ measures the rate-distortion and decode-time cost of the exact path against the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
+import sys
 import time
+from argparse import RawDescriptionHelpFormatter
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +23,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import codec
-from codec.api import quality_to_rate
+from codec.net.ladder import quality_to_rate
 
-from .bdrate import bd_rate
-from .images import find_images, load_rgb
+from .common.bdrate import bd_rate
+from .common.cli import Parser, UsageError
+from .common.cli import run as run_cli
+from .common.images import find_images, load_rgb
 
 
 def _float_hs(model, z_hat: torch.Tensor, split: int, dtype: torch.dtype) -> torch.Tensor:
@@ -79,7 +82,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def run(data: str, qualities: list[float], limit: int | None) -> dict:
     lm = codec.load_model(device="cpu")
-    model, exact = lm.model, lm.exact
+    model, exact = lm.model, lm.coder.exact
     paths = find_images(data, limit)
     mism = {"float": {}, "exact": {}}
     totals = {"float": {}, "exact": {}}
@@ -144,10 +147,10 @@ def run(data: str, qualities: list[float], limit: int | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(
+    ap = Parser(
         prog="python -m benchmarks.determinism",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionHelpFormatter,
     )
     ap.add_argument("--data", required=True)
     ap.add_argument("--json", required=True)
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=None)
     args = ap.parse_args(argv)
     if not Path(args.data).is_dir():
-        ap.error(f"no such folder: {args.data}")
+        raise UsageError(f"no such folder: {args.data}")
     qualities = [float(q) for q in args.qualities.split(",")]
     result = run(args.data, qualities, args.limit)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -171,4 +174,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli("python -m benchmarks.determinism", main, None))

@@ -24,11 +24,11 @@ import numpy as np
 
 from codec.hardware import cpu_model
 
-from .bdrate import bd_rate
-from .cli import Parser, UsageError, image_paths, require, run
-from .images import image_name, load_rgb
-from .jsonutil import write_json
-from .metrics import bpp, psnr
+from .common.bdrate import bd_rate
+from .common.cli import Parser, UsageError, image_paths, require, run
+from .common.images import image_name, load_rgb
+from .common.jsonutil import write_json
+from .common.metrics import bpp, psnr
 
 PROG = "python -m benchmarks.effort"
 
@@ -85,7 +85,7 @@ def rd_points(codec, lm, img: np.ndarray, effort: int, qualities: list[float], k
     """One image's RD points at one effort: bytes, bpp, PSNR, RD loss, encode seconds."""
     import torch
 
-    from codec.effort import rd_loss
+    from codec.metrics import file_rd_loss as rd_loss
 
     h, w = img.shape[:2]
     points = []
@@ -252,7 +252,7 @@ def _main(argv: Sequence[str] | None) -> int:
     import torch
 
     import codec
-    from codec.effort import ITERATIONS
+    from codec.encoder.effort import ITERATIONS
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -288,7 +288,7 @@ def _main(argv: Sequence[str] | None) -> int:
             "torch": torch.__version__,
             "cpu": cpu_model(),
             "model": lm.weights.model_id,
-            "bd_rate": "bjontegaard.bd_rate(method='akima') via benchmarks.bdrate; PSNR in dB; "
+            "bd_rate": "bjontegaard.bd_rate(method='akima') via benchmarks.common.bdrate; PSNR in dB; "
             "negative means fewer bits than effort 1 for the same PSNR",
             "rd_loss": "lambda(rate) * 255^2 * MSE + bpp of the real file (8-bit pixels)",
         },

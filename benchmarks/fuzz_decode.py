@@ -17,7 +17,6 @@ the number of inputs run, inputs per second, and the failures; exit status 1 if 
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import sys
@@ -26,6 +25,8 @@ import time
 import traceback
 import zlib
 from pathlib import Path
+
+from .common.cli import Parser, run
 
 PROG = "python -m benchmarks.fuzz_decode"
 
@@ -197,7 +198,7 @@ def run_atheris(target: Target, pool: list[bytes], runs: int, seed: int, timeout
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=PROG, description="Fuzz lcodec's decoder.")
+    p = Parser(prog=PROG, description="Fuzz lcodec's decoder.")
     p.add_argument("--runs", type=int, default=2000, help="inputs to run (default 2000)")
     p.add_argument("--engine", choices=("atheris", "random"), default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -240,4 +241,4 @@ def report(target: Target) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(PROG, main, None))

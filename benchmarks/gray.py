@@ -17,9 +17,9 @@ import numpy as np
 
 from codec.metrics import psnr
 
-from .cli import Parser, UsageError, run
-from .images import find_images, image_name, load_rgb
-from .jsonutil import write_json
+from .common.cli import Parser, UsageError, run
+from .common.images import find_images, image_name, load_rgb
+from .common.jsonutil import write_json
 
 PROG = "python -m benchmarks.gray"
 

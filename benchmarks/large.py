@@ -27,9 +27,9 @@ from PIL import Image
 
 from codec.metrics import psnr
 
-from .cli import Parser, UsageError, run
-from .images import find_images, load_rgb
-from .jsonutil import write_json
+from .common.cli import Parser, UsageError, run
+from .common.images import find_images, load_rgb
+from .common.jsonutil import write_json
 
 PROG = "python -m benchmarks.large"
 Image.MAX_IMAGE_PIXELS = None  # the images here are big on purpose
@@ -122,7 +122,7 @@ def compare(out: Path, photos: list[Path], size: tuple[int, int], quality: float
     import torch
 
     import codec
-    from codec import tiling
+    from codec.net import tiling
 
     width, height = size
     img = mosaic(photos, width, height)

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from .cli import Parser, UsageError, image_paths, run
-from .images import image_name, load_rgb
-from .jsonutil import write_json
+from .common.cli import Parser, UsageError, image_paths, run
+from .common.images import image_name, load_rgb
+from .common.jsonutil import write_json
 
 PROG = "python -m benchmarks.precision"
 
@@ -85,12 +85,12 @@ def _main(argv: Sequence[str] | None) -> int:
     from tqdm import tqdm
 
     import codec
-    from codec.api import quality_to_rate
     from codec.hardware import cpu_model
+    from codec.net.ladder import quality_to_rate
 
-    from .metrics import bpp, psnr
-    from .reference import synchronize
-    from .speed import timed
+    from .common.metrics import bpp, psnr
+    from .common.reference import synchronize
+    from .common.timing import timed
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -17,10 +17,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .bdrate import DEFINITION, bd_versus
-from .cli import Parser, UsageError, require, run
-from .jsonutil import write_json
-from .rd import SUBJECT, live_curve
+from .common.bdrate import DEFINITION, bd_versus
+from .common.cli import Parser, UsageError, require, run
+from .common.curves import SUBJECT, live_curve
+from .common.jsonutil import write_json
 
 PROG = "python -m benchmarks.progress"
 #: Release targets: lcodec's BD-rate (PSNR) against these codecs must be at or below these.

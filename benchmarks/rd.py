@@ -21,18 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import anchors as anchors_mod
-from . import codecs as codecs_mod
-from .bdrate import bd_per_image, bd_table, bd_versus, table_markdown
-from .cli import Parser, UsageError, image_paths, require, run, warn
-from .curves import Curve
-from .images import image_name, load_rgb
-from .jsonutil import write_json
-from .metrics import MS_SSIM_MIN_SIDE, bpp, ms_ssim, ms_ssim_db, psnr
+from .common import anchors as anchors_mod
+from .common import codecs as codecs_mod
+from .common.bdrate import bd_per_image, bd_table, bd_versus, table_markdown
+from .common.cli import Parser, UsageError, image_paths, require, run, warn
+from .common.curves import SUBJECT, Curve, live_curve
+from .common.images import image_name, load_rgb
+from .common.jsonutil import write_json
+from .common.metrics import MS_SSIM_MIN_SIDE, bpp, ms_ssim, ms_ssim_db, psnr
 
 PROG = "python -m benchmarks.rd"
 #: The codec the "versus" table is about: lcodec against each codec it competes with.
-SUBJECT = "lcodec"
 CSV_FIELDS = (
     "codec",
     "quality",
@@ -257,18 +256,6 @@ def write_csv(results: dict, path: Path) -> None:
                     )
 
 
-def live_curve(name: str, entry: dict) -> Curve:
-    """A codec's mean points as a curve sorted by bpp."""
-    pts = sorted(entry["points"], key=lambda p: p["bpp"])
-    return Curve(
-        key=name,
-        label=entry["label"],
-        bpp=[p["bpp"] for p in pts],
-        psnr=[p["psnr"] for p in pts],
-        ms_ssim_db=[p["ms_ssim_db"] for p in pts],
-    )
-
-
 def run_sweeps(coders: dict, plan: dict, root: Path, paths: list[Path], progress: bool):
     """Measure every (image, codec, quality); returns per-point image lists and failures.
 
@@ -398,7 +385,7 @@ def _main(argv: Sequence[str] | None) -> int:
     curves = [live_curve(n, e) for n, e in results.items()] + published
     write_bd(curves, args.anchor_codec, args.bd_method, out, results)
 
-    from .plots import plot_rd
+    from .common.plots import plot_rd
 
     count = f"{len(paths)} image" + ("s" if len(paths) != 1 else "")
     title = f"{Path(args.data).resolve().name} ({count})"

@@ -13,15 +13,23 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from codec.hardware import cpu_model
 
-from .cli import Parser, UsageError, add_malloc_flag, apply_malloc_flag, image_paths, require, run
-from .images import image_name, load_rgb
-from .jsonutil import write_json
+from .common.cli import (
+    Parser,
+    UsageError,
+    add_malloc_flag,
+    apply_malloc_flag,
+    image_paths,
+    require,
+    run,
+)
+from .common.images import image_name, load_rgb
+from .common.jsonutil import write_json
+from .common.timing import timed
 
 PROG = "python -m benchmarks.speed"
 STAGES = ("analysis", "entropy_encode", "entropy_decode", "synthesis")
@@ -54,23 +62,15 @@ def build_parser() -> Parser:
     return p
 
 
-def timed(fn: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> tuple[Any, float]:
-    """One untimed warm-up, then the median wall time of ``repeats`` synchronized runs."""
-    result = fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        result = fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return result, statistics.median(times)
-
-
 def quality_to_rate(codec_mod, quality: float, levels: int) -> float:
     """lcodec's own mapping when its API exposes one, else linear over the rate ladder."""
-    api = getattr(codec_mod, "api", None)
-    fn = getattr(api, "quality_to_rate", None) or getattr(codec_mod, "quality_to_rate", None)
+    for owner in ("net.ladder", "api", ""):  # where lcodec versions kept it, newest first
+        mod = codec_mod
+        for part in filter(None, owner.split(".")):
+            mod = getattr(mod, part, None)
+        fn = getattr(mod, "quality_to_rate", None)
+        if fn is not None:
+            break
     if fn is not None:
         return float(fn(quality, levels))
     return quality / 100 * (levels - 1)
@@ -91,9 +91,9 @@ def bench_image(img, name: str, lc: dict, coder, device, repeats: int) -> dict:
     """Both paths, the stage split and peak memory for one image."""
     import codec
 
-    from .memory import peak_memory
-    from .metrics import psnr
-    from .reference import synchronize, time_stages
+    from .common.memory import peak_memory
+    from .common.metrics import psnr
+    from .common.reference import synchronize, time_stages
 
     def sync() -> None:
         synchronize(device)
@@ -248,10 +248,10 @@ def _main(argv: Sequence[str] | None) -> int:
     from tqdm import tqdm
 
     # The reference runs CompressAI's own layers (lcodec swaps in faster inference forms).
-    from codec.zoo import load_network
+    from codec.net.zoo import load_network
 
-    from .memory import describe
-    from .reference import ReferenceCoder, model_device, synchronize
+    from .common.memory import describe
+    from .common.reference import ReferenceCoder, model_device, synchronize
 
     model = load_network(lm.weights, lm.device)
     device = model_device(model)

@@ -34,8 +34,8 @@ from pathlib import Path
 
 from codec.hardware import cpu_model
 
-from .cli import Parser, UsageError, run
-from .jsonutil import write_json
+from .common.cli import Parser, UsageError, run
+from .common.jsonutil import write_json
 
 PROG = "python -m benchmarks.startup"
 #: ``ru_maxrss`` is in KiB on Linux and in bytes on macOS.

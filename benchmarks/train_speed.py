@@ -20,8 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cli import Parser, UsageError, add_malloc_flag, apply_malloc_flag, image_paths, run
-from .jsonutil import write_json
+from .common.cli import Parser, UsageError, add_malloc_flag, apply_malloc_flag, image_paths, run
+from .common.jsonutil import write_json
 
 PROG = "python -m benchmarks.train_speed"
 VARIANTS = (
@@ -126,7 +126,9 @@ def lcodec_loop(data: str, batch: int, crop: int, device, variant: str, amp: boo
     """A step of lcodec's own loop (codec.train.loop.train_step); returns the step function."""
     import torch
 
-    from codec.models import ARCHITECTURE, DEFAULT_LAMBDAS, build_model
+    from codec.net import build_model
+    from codec.net.ladder import DEFAULT_LAMBDAS
+    from codec.net.msh_gain import ARCHITECTURE
     from codec.train.data import CropSampler
     from codec.train.loop import split_parameters, train_step
 

@@ -13,7 +13,7 @@ out=benchmarks/results
 mkdir -p "$out"
 "$py" -m benchmarks.rd --data "$data" --out "$out/rd" --no-progress \
   --anchors benchmarks/anchors/compressai_kodak.json
-manifest=$("$py" -c 'from codec.zoo import find_weights; print(find_weights().path.with_suffix(".json"))')
+manifest=$("$py" -c 'from codec.net.zoo import find_weights; print(find_weights().path.with_suffix(".json"))')
 "$py" -m benchmarks.progress --rd "$out/rd/rd.json" --manifest "$manifest" \
   --history "$out/progress.json" --plot "$out/progress.png"
 "$py" -m benchmarks.cli_roundtrip --data "$data" --json "$out/cli_roundtrip.json" --quality 50

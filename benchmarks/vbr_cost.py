@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .bdrate import monotone_curve
-from .cli import Parser, UsageError, image_paths, run
-from .jsonutil import write_json
+from .common.bdrate import monotone_curve
+from .common.cli import Parser, UsageError, image_paths, run
+from .common.jsonutil import write_json
 
 PROG = "python -m benchmarks.vbr_cost"
 
@@ -129,7 +129,7 @@ def _main(argv: Sequence[str] | None) -> int:
     import torch
 
     from codec.image import to_rgb_array
-    from codec.models import DEFAULT_LAMBDAS
+    from codec.net.ladder import DEFAULT_LAMBDAS
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -18,11 +18,11 @@ import numpy as np
 
 from codec.hardware import cpu_model
 
-from .bdrate import bd_rate
-from .cli import Parser, image_paths, run
-from .images import load_rgb
-from .jsonutil import write_json
-from .metrics import bpp, ms_ssim, ms_ssim_db, psnr
+from .common.bdrate import bd_rate
+from .common.cli import Parser, image_paths, run
+from .common.images import load_rgb
+from .common.jsonutil import write_json
+from .common.metrics import bpp, ms_ssim, ms_ssim_db, psnr
 
 PROG = "python -m benchmarks.weights_ab"
 QUALITIES = (0, 10, 25, 40, 55, 70, 85, 100)

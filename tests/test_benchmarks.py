@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks import bdrate, metrics, rd, speed
-from benchmarks.anchors import DEFAULT_FILE, DEFAULT_METHODS, load_methods, select
-from benchmarks.cli import BENCH_MODULES, run
+from benchmarks import rd, speed
+from benchmarks.common import bdrate, metrics
+from benchmarks.common.anchors import DEFAULT_FILE, DEFAULT_METHODS, load_methods, select
+from benchmarks.common.cli import BENCH_MODULES, run
 
 SIZES = {"a.png": (80, 96), "sub/b.png": (128, 64)}  # name -> (height, width)
 
@@ -170,7 +171,7 @@ def test_versus_table_reads_from_lcodec_side(rd_out):
 
 
 def test_bd_versus_puts_the_subject_against_each_live_curve():
-    from benchmarks.curves import Curve
+    from benchmarks.common.curves import Curve
 
     rates = [0.2, 0.4, 0.8, 1.6]
     dists = [26.0, 29.0, 32.0, 35.0]
@@ -189,7 +190,7 @@ def test_bd_versus_puts_the_subject_against_each_live_curve():
 
 
 def test_bd_per_image_gives_each_image_and_the_median():
-    from benchmarks.curves import Curve
+    from benchmarks.common.curves import Curve
 
     rates = [0.2, 0.4, 0.8, 1.6]
     dists = [26.0, 29.0, 32.0, 35.0]

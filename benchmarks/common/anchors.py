@@ -15,7 +15,7 @@ from .curves import Curve
 from .metrics import ms_ssim_db
 
 #: The shipped file of CompressAI's Kodak figures.
-DEFAULT_FILE = Path(__file__).parent / "anchors" / "compressai_kodak.json"
+DEFAULT_FILE = Path(__file__).parent.parent / "anchors" / "compressai_kodak.json"
 
 #: A readable default overlay: the two CompressAI models closest to lcodec's network, measured
 #: on 8-bit reconstructions like this harness, and the classical codecs people compare against.

@@ -109,7 +109,7 @@ def _row(anchor, test, method: str, named) -> dict:
 def bd_table(curves: Sequence, anchor_key: str, method: str = "akima") -> dict:
     """BD-rates (PSNR and MS-SSIM in dB) of every curve against the one keyed ``anchor_key``.
 
-    ``curves`` are ``benchmarks.curves.Curve`` objects, live and published alike.
+    ``curves`` are ``benchmarks.common.curves.Curve`` objects, live and published alike.
     """
     anchor = next(c for c in curves if c.key == anchor_key)
     rows = [_row(anchor, c, method, c) for c in curves if c.key != anchor_key]

@@ -20,3 +20,19 @@ class Curve:
     def display(self) -> str:
         """The legend and table label; published figures are always marked as such."""
         return f"{self.label} (published)" if self.published else self.label
+
+
+#: The codec the RD harnesses measure everything against.
+SUBJECT = "lcodec"
+
+
+def live_curve(name: str, entry: dict) -> Curve:
+    """A codec's mean points as a curve sorted by bpp."""
+    pts = sorted(entry["points"], key=lambda p: p["bpp"])
+    return Curve(
+        key=name,
+        label=entry["label"],
+        bpp=[p["bpp"] for p in pts],
+        psnr=[p["psnr"] for p in pts],
+        ms_ssim_db=[p["ms_ssim_db"] for p in pts],
+    )
