@@ -288,7 +288,8 @@ def _main(argv: Sequence[str] | None) -> int:
             "torch": torch.__version__,
             "cpu": cpu_model(),
             "model": lm.weights.model_id,
-            "bd_rate": "bjontegaard.bd_rate(method='akima') via benchmarks.common.bdrate; PSNR in dB; "
+            "bd_rate": "bjontegaard.bd_rate(method='akima') via benchmarks.common.bdrate; "
+            "PSNR in dB; "
             "negative means fewer bits than effort 1 for the same PSNR",
             "rd_loss": "lambda(rate) * 255^2 * MSE + bpp of the real file (8-bit pixels)",
         },
