@@ -32,6 +32,9 @@ class Features:
     #: Optional sections (alpha, ICC profile, source), non-RGB layouts, flags that must be 0,
     #: and a 16-bit stream count.
     sections: bool
+    #: y coded with a space-channel context (channel groups, checkerboard halves), one stream
+    #: per band in the order codec/entropy/elic_gain.py documents.
+    context: bool = False
 
 
 #: Every format version this lcodec reads. A new version is one line here, plus the
@@ -40,6 +43,7 @@ FEATURES = {
     1: Features(exact_params=False, bands=False, sections=False),
     2: Features(exact_params=True, bands=False, sections=False),
     3: Features(exact_params=True, bands=True, sections=True),
+    4: Features(exact_params=True, bands=True, sections=True, context=True),
 }
 #: The version new files are written in by default.
 VERSION = 3
@@ -187,7 +191,7 @@ def pack(c: Container) -> bytes:
     else:
         sections = c.sections()
         if not 2 <= len(c.streams) <= MAX_STREAMS_V3:
-            raise CodecError(f"a version 3 file has 2 to {MAX_STREAMS_V3} streams")
+            raise CodecError(f"a version {c.version} file has 2 to {MAX_STREAMS_V3} streams")
         if c.icc_profile is not None and len(c.icc_profile) > MAX_ICC_BYTES:
             raise CodecError(f"ICC profile larger than {MAX_ICC_BYTES} bytes")
         if len(c.source_mode) > MAX_MODE_CHARS or not 1 <= c.source_bits <= 255:

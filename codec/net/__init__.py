@@ -57,6 +57,12 @@ ARCHITECTURES: dict[str, Architecture] = {
             latent_coder="codec.entropy.msh_gain:MshGainCoder",
             writes=(1, 2, 3),
         ),
+        Architecture(
+            id="elic-gain",
+            network="codec.net.elic_gain:GainedContextHyperprior",
+            latent_coder="codec.entropy.elic_gain:ElicGainCoder",
+            writes=(4,),
+        ),
     )
 }
 

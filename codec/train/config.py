@@ -65,6 +65,15 @@ class TrainConfig:
     init_from: str | None = field(
         default=None, metadata=option("Start from another run's checkpoint.")
     )
+    architecture: str = field(
+        default="msh-gain",
+        metadata=option(
+            "msh-gain: mean-scale hyperprior; elic-gain: with the space-channel context model "
+            "(start it from python -m codec.train.latents, docs/CONTEXT.md).",
+            type=click.Choice(["msh-gain", "elic-gain"]),
+            show_default=True,
+        ),
+    )
     # Seconds; the schedule ends at whichever of steps or time is first.
     time_budget: float = field(
         default=0.0,

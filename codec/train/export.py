@@ -58,7 +58,8 @@ def export_checkpoint(
         )
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     cfg = state["config"]
-    model = build_model(ARCHITECTURE, cfg["N"], cfg["M"], tuple(cfg["lambdas"]))
+    architecture = cfg.get("architecture", ARCHITECTURE)
+    model = build_model(architecture, cfg["N"], cfg["M"], tuple(cfg["lambdas"]))
     model.load_state_dict(state["model"])
     averaged = average and bool(state.get("ema"))
     if averaged:
@@ -77,7 +78,7 @@ def export_checkpoint(
     log = state.get("log", {})
     manifest = {
         "name": name,
-        "architecture": ARCHITECTURE,
+        "architecture": architecture,
         "N": cfg["N"],
         "M": cfg["M"],
         "lambdas": list(cfg["lambdas"]),

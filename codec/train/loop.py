@@ -25,7 +25,7 @@ from tqdm import tqdm
 from ..files import write_atomic
 from ..hardware import cpu_model, native_bf16
 from ..net import build_model
-from ..net.msh_gain import ARCHITECTURE, remap_ladder
+from ..net.msh_gain import remap_ladder
 from ..net.zoo import read_state
 from .config import SCHEDULES, TrainConfig
 from .data import CropSampler
@@ -242,7 +242,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoint_path(out)
 
-    model = build_model(ARCHITECTURE, cfg.N, cfg.M, tuple(cfg.lambdas)).to(device)
+    model = build_model(cfg.architecture, cfg.N, cfg.M, tuple(cfg.lambdas)).to(device)
     amp = native_bf16(device) if cfg.amp is None else cfg.amp
     # Channels-last pays with cuDNN, and with oneDNN's bf16 kernels; not for float32 on CPU.
     channels_last = device.type == "cuda" or amp
