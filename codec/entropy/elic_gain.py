@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from compressai.ans import RansDecoder, RansEncoder
 from torch import Tensor, nn
 
@@ -38,6 +39,8 @@ def _specs(layers: list[nn.Module], device: torch.device) -> list[dict]:
             conv.weight.data = layer.masked_weight().detach().clone()
             conv.bias.data = layer.bias.detach().clone()
         spec = _layer_spec(conv)
+        nonzero = spec["taps"].flatten(2).abs().sum(-1) > 0
+        spec["nonzero"] = [tuple(ij) for ij in nonzero.nonzero().tolist()]
         for key in ("taps", "bias", "winograd"):
             if key in spec:
                 spec[key] = spec[key].to(device)
@@ -73,21 +76,49 @@ class ExactContext:
             x = self._layer(x, spec, relu=i < len(specs) - 1)
         return x
 
-    def group_params(
-        self, k: int, base: Tensor, before: Tensor | None, anchors: Tensor | None
+    def _rows(self, x: Tensor, specs: list[dict]) -> Tensor:
+        """A stack of 1x1 convolutions on rows of pixels (P, C): only the pass's positions."""
+        for i, spec in enumerate(specs):
+            w = spec["taps"][0, 0]
+            parts = [x[:, idx] @ w[idx] for idx in self._chunks(x.shape[-1])]
+            acc = parts[-1]
+            for part in reversed(parts[:-1]):
+                acc = acc + part
+            acc = acc + spec["bias"]
+            if i < len(specs) - 1:
+                acc = acc.clamp_(min=0)
+            x = self.hyper._rescale(acc, spec["shift"], leaky=False)
+        return x
+
+    def _chunks(self, channels: int) -> list:
+        if self.split == 1:
+            return [slice(None)]
+        return [i.to(self.device) for i in torch.arange(channels).chunk(self.split)]
+
+    def _spatial(self, k: int, anchors: Tensor, mask: Tensor) -> Tensor:
+        """The checkerboard convolution at the positions of ``mask`` only, over the taps that
+        are not masked: (P, 2c) rows from a (1, H, W, c) grid of decoded anchors."""
+        spec = self.spatial[k]
+        h, w = mask.shape
+        xp = F.pad(anchors, (0, 0, 2, 2, 2, 2))[0]
+        acc = None
+        for i, j in spec["nonzero"]:
+            rows = xp[i : i + h, j : j + w][mask]
+            for idx in self._chunks(rows.shape[-1]):
+                term = rows[:, idx] @ spec["taps"][i, j][idx]
+                acc = term if acc is None else acc + term
+        return self.hyper._rescale(acc + spec["bias"], spec["shift"], leaky=False)
+
+    def pass_params(
+        self, k: int, share: Tensor, channel: Tensor | None, spatial: Tensor | None
     ) -> Tensor:
-        """Integer scales then means (N, H, W, 2c) of group ``k``: ``base`` the hyper output's
-        share, ``before`` the decoded earlier groups and ``anchors`` this group's decoded
-        anchors (zeros elsewhere; ``None`` for the anchor pass), both on the grid."""
-        c = self.groups[k]
-        if anchors is None:
-            spatial = base.new_zeros(*base.shape[:-1], 2 * c)
-        else:
-            spatial = self._layer(anchors, self.spatial[k], relu=False)
-        feats = [base, spatial]
-        if k:
-            feats.append(self._net(before, self.channel[k]))
-        return base + self._net(torch.cat(feats, -1), self.aggregation[k])
+        """Integer scales then means (P, 2c) of group ``k`` at one pass's positions: ``share``
+        the hyper output's, corrected from the channel context and the spatial context
+        (``None``: the anchor pass, which has none), all rows of the same positions."""
+        if spatial is None:
+            spatial = share.new_zeros(share.shape)
+        feats = [share, spatial] + ([channel] if channel is not None else [])
+        return share + self._rows(torch.cat(feats, -1), self.aggregation[k])
 
     def indexes_means(self, params: Tensor) -> tuple[Tensor, Tensor]:
         scales, means = params.chunk(2, -1)
@@ -104,37 +135,31 @@ class ExactContext:
         return params[0, :, r0 - off : r1 - off].permute(1, 2, 0)[None]
 
 
-def _code_band(ctx: ExactContext, coder, base: Tensor, step) -> Tensor:
-    """Walk one band's passes in coding order. ``step(indexes, means, mask_k)`` codes (or
-    decodes) the symbols of one pass and returns their decoded values, (N, H, W, c) with
-    zeros outside the pass; returns the decoded band on the grid, channels last."""
-    n, h, w, _ = base.shape
-    anchor = checkerboard(h, w, base.device)[0, 0][None, :, :, None]
+def _code_band(ctx: ExactContext, base: Tensor, step) -> Tensor:
+    """Walk one band's passes in coding order. ``step(k, indexes, means, mask)`` codes (or
+    decodes) the symbols of one pass, given as rows (P, c) of the positions where ``mask`` is
+    set, and returns their decoded values on the grid; returns the decoded band on the grid,
+    (1, H, W, M)."""
+    _, h, w, _ = base.shape
+    anchor = checkerboard(h, w, base.device)[0, 0]
     decoded, out = [], []
     M = ctx.M
     for k, (o, c) in enumerate(zip(ctx.offsets, ctx.groups)):
-        share = torch.cat([base[..., o : o + c], base[..., M + o : M + o + c]], -1)
-        before = torch.cat(decoded, -1) if k else None
-        first = ctx.group_params(k, share, before, None)
-        y_first = step(k, *ctx.indexes_means(first), anchor)
-        second = ctx.group_params(k, share, before, y_first.clamp(-ACT_LIMIT, ACT_LIMIT))
-        y_second = step(k, *ctx.indexes_means(second), ~anchor)
-        out.append(y_first + y_second)
-        # Inputs of later passes stay within the grid's bounds (the output does not need to).
-        decoded.append(out[-1].clamp(-ACT_LIMIT, ACT_LIMIT))
+        share = torch.cat([base[0, ..., o : o + c], base[0, ..., M + o : M + o + c]], -1)
+        channel = ctx._net(torch.cat(decoded, -1), ctx.channel[k])[0] if k else None
+        grid = base.new_zeros(1, h, w, c)
+        for mask in (anchor, ~anchor):
+            spatial = None if mask is anchor else ctx._spatial(k, grid, mask)
+            params = ctx.pass_params(
+                k, share[mask], None if channel is None else channel[mask], spatial
+            )
+            grid[0][mask] = step(k, *ctx.indexes_means(params), mask)
+            # Context inputs stay within the grid's bounds (the output does not need to).
+            if mask is anchor:
+                grid = grid.clamp(-ACT_LIMIT, ACT_LIMIT)
+        out.append(grid)
+        decoded.append(grid.clamp(-ACT_LIMIT, ACT_LIMIT))
     return torch.cat(out, -1)
-
-
-def _select(t: Tensor, mask: Tensor) -> Tensor:
-    """Values of the pass, channel by channel, positions in raster order."""
-    return t[0].permute(2, 0, 1)[:, mask[0, :, :, 0]].reshape(-1)
-
-
-def _place(values: Tensor, mask: Tensor, c: int) -> Tensor:
-    h, w = mask.shape[1:3]
-    out = values.new_zeros(c, h, w)
-    out[:, mask[0, :, :, 0]] = values.reshape(c, -1)
-    return out.permute(1, 2, 0)[None]
 
 
 def encode_latents(
@@ -157,13 +182,12 @@ def encode_latents(
 
         def step(k, idx, means_int, mask, yb=yb, symbols=symbols, indexes=indexes):
             o, c = ctx.offsets[k], ctx.groups[k]
-            means = means_int * 2.0**-ACT_BITS
-            q = torch.round(yb[..., o : o + c] - means)
-            symbols.append(_select(q, mask))
-            indexes.append(_select(idx, mask))
-            return torch.where(mask, q * 2.0**ACT_BITS + means_int, 0.0)
+            q = torch.round(yb[0][mask][:, o : o + c] - means_int * 2.0**-ACT_BITS)
+            symbols.append(q.t().reshape(-1))  # channel by channel, positions in raster order
+            indexes.append(idx.t().reshape(-1))
+            return q * 2.0**ACT_BITS + means_int
 
-        grid = _code_band(ctx, coder, ctx.band(z_hat, r0, r1), step)
+        grid = _code_band(ctx, ctx.band(z_hat, r0, r1), step)
         sym = torch.cat(symbols).to(torch.int32).tolist()
         idx = torch.cat(indexes).tolist()
         streams.append(
@@ -193,15 +217,13 @@ def decode_latents(
         decoder.set_stream(safe_stream(stream, model.M * (r1 - r0) * cols))
 
         def step(k, idx, means_int, mask, decoder=decoder):
-            c = ctx.groups[k]
             values = decoder.decode_stream(
-                _select(idx, mask).tolist(), coder.cdfs, coder.lengths, coder.offsets
+                idx.t().reshape(-1).tolist(), coder.cdfs, coder.lengths, coder.offsets
             )
             q = torch.from_numpy(np.asarray(values, dtype=np.float64)).to(ctx.device)
-            q = _place(q, mask, c)
-            return torch.where(mask, q * 2.0**ACT_BITS + means_int, 0.0)
+            return q.reshape(idx.shape[1], -1).t() * 2.0**ACT_BITS + means_int
 
-        grid = _code_band(ctx, coder, ctx.band(z_hat, r0, r1), step)
+        grid = _code_band(ctx, ctx.band(z_hat, r0, r1), step)
         y_hat[..., r0:r1, :] = (grid * 2.0**-ACT_BITS).permute(0, 3, 1, 2).float().cpu()
     return y_hat
 
