@@ -80,8 +80,55 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / max(mse, 1e-12)))
 
 
-def run(data: str, qualities: list[float], limit: int | None) -> dict:
-    lm = codec.load_model(device="cpu")
+def context_run(weights: str, paths: list, qualities: list[float]) -> dict:
+    """The context model's exact path: every table index of every pass, decoded again under
+    each perturbation, against the encoder's."""
+    from codec.entropy.elic_gain import ExactContext, decode_latents
+
+    lm = codec.load_model(weights, device="cpu")
+    model = lm.model
+    variants = {
+        "split-3": {"split": 3},
+        "split-7": {"split": 7},
+        "threads-1": {"threads": 1},
+        "threads-2": {"threads": 2},
+        "onednn-off": {"onednn": False},
+    }
+    out = {name: {"indexes": 0, "wrong": 0, "cases": 0, "cases_hit": 0} for name in variants}
+    threads = torch.get_num_threads()
+    for path in tqdm(paths, desc="context determinism"):
+        img = load_rgb(path)
+        for q in qualities:
+            c = codec.bitstream.unpack(codec.compress(img, q, device="cpu", model=weights))
+            ref: list = []
+            with torch.inference_mode():
+                decode_latents(lm.coder.exact, model, c.streams, c.z_shape, ref)
+            ref_idx = torch.cat(ref)
+            for name, v in variants.items():
+                trace: list = []
+                torch.set_num_threads(v.get("threads", threads))
+                try:
+                    with (
+                        torch.inference_mode(),
+                        torch.backends.mkldnn.flags(enabled=v.get("onednn", True)),
+                    ):
+                        ctx = ExactContext(model, "cpu", split=v.get("split", 1))
+                        decode_latents(ctx, model, c.streams, c.z_shape, trace)
+                finally:
+                    torch.set_num_threads(threads)
+                idx = torch.cat(trace)
+                wrong = int((idx != ref_idx).sum()) if idx.shape == ref_idx.shape else idx.numel()
+                m = out[name]
+                m["indexes"] += ref_idx.numel()
+                m["wrong"] += wrong
+                m["cases"] += 1
+                m["cases_hit"] += int(wrong > 0)
+    return {"weights": lm.weights.model_id, "perturbations": out}
+
+
+def run(data: str, qualities: list[float], limit: int | None, weights: str) -> dict:
+    """Float (version 1) against exact (version 2) hyper-synthesis of a mean-scale release."""
+    lm = codec.load_model(weights, device="cpu")
     model, exact = lm.model, lm.coder.exact
     paths = find_images(data, limit)
     mism = {"float": {}, "exact": {}}
@@ -93,7 +140,7 @@ def run(data: str, qualities: list[float], limit: int | None) -> dict:
         h, w = img.shape[:2]
         for q in qualities:
             with torch.inference_mode():
-                c = codec.bitstream.unpack(codec.compress(img, q, device="cpu"))
+                c = codec.bitstream.unpack(codec.compress(img, q, device="cpu", model=weights))
                 z_hat = model.entropy_bottleneck.decompress([c.streams[0]], c.z_shape)
                 ref_f = model.gaussian_conditional.build_indexes(model.h_s(z_hat).chunk(2, 1)[0])
                 ref_e = exact(z_hat)[0]
@@ -106,7 +153,7 @@ def run(data: str, qualities: list[float], limit: int | None) -> dict:
                         m["cases_hit"] += int(diff > 0)
                         totals[kind][name] = totals[kind].get(name, 0) + idx.numel()
             for version in (1, 2):
-                enc = codec.encode(img, q, device="cpu", format_version=version)
+                enc = codec.encode(img, q, device="cpu", format_version=version, model=weights)
                 t = time.perf_counter()
                 out = codec.decompress(enc.data, device="cpu")
                 dec_t[version].append(time.perf_counter() - t)
@@ -156,11 +203,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", required=True)
     ap.add_argument("--qualities", default="10,30,50,70,90")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument(
+        "--weights",
+        default="lcodec-msh-gain",
+        help="mean-scale release for the float/exact comparison (default lcodec-msh-gain)",
+    )
+    ap.add_argument(
+        "--context-weights",
+        default=None,
+        help="a context-model (elic-gain) release or .safetensors: also decode its files "
+        "again under every perturbation and count wrong table indexes",
+    )
     args = ap.parse_args(argv)
     if not Path(args.data).is_dir():
         raise UsageError(f"no such folder: {args.data}")
     qualities = [float(q) for q in args.qualities.split(",")]
-    result = run(args.data, qualities, args.limit)
+    result = run(args.data, qualities, args.limit, args.weights)
+    if args.context_weights:
+        result["context"] = context_run(
+            args.context_weights, find_images(args.data, args.limit), qualities
+        )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     for kind in ("float", "exact"):
@@ -171,6 +233,11 @@ def main(argv: list[str] | None = None) -> None:
             )
     print(f"BD-rate exact vs float: {result['bd_rate_exact_vs_float_percent']}")
     print(f"decode median s: {result['decode_s_median']}")
+    for name, m in result.get("context", {}).get("perturbations", {}).items():
+        print(
+            f"context {name:11s} cases with a wrong index: {m['cases_hit']}/{m['cases']}"
+            f"  indexes wrong: {m['wrong']} of {m['indexes']}"
+        )
 
 
 if __name__ == "__main__":

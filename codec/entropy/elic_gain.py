@@ -198,9 +198,15 @@ def encode_latents(
 
 
 def decode_latents(
-    ctx: ExactContext, model, streams: list[bytes], z_shape: tuple[int, int]
+    ctx: ExactContext,
+    model,
+    streams: list[bytes],
+    z_shape: tuple[int, int],
+    trace: list | None = None,
 ) -> Tensor:
-    """Inverse of ``encode_latents``: the decoded gained latent ``y_hat``."""
+    """Inverse of ``encode_latents``: the decoded gained latent ``y_hat``. ``trace`` collects
+    the table indexes of every pass, in coding order (the determinism benchmark compares
+    them)."""
     eb, gc = model.entropy_bottleneck, model.gaussian_conditional
     zh, zw = z_shape
     rows, cols = zh * UP, zw * UP
@@ -217,6 +223,8 @@ def decode_latents(
         decoder.set_stream(safe_stream(stream, model.M * (r1 - r0) * cols))
 
         def step(k, idx, means_int, mask, decoder=decoder):
+            if trace is not None:
+                trace.append(idx.t().reshape(-1))
             values = decoder.decode_stream(
                 idx.t().reshape(-1).tolist(), coder.cdfs, coder.lengths, coder.offsets
             )
