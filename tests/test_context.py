@@ -1,5 +1,6 @@
 """The context model's entropy path: lossless round trip, exact under every perturbation."""
 
+import numpy as np
 import pytest
 import torch
 from conftest import make_image
@@ -109,3 +110,42 @@ def test_checkerboard_anchors():
         [False, True, False, True],
         [True, False, True, False],
     ]
+
+
+@pytest.fixture(scope="module")
+def elic_weights(tmp_path_factory):
+    """An exported context-model release (the shipped transforms, a few context weights set)."""
+    from codec.net.elic_gain import from_mean_scale
+    from codec.net.zoo import find_weights, read_state
+    from codec.train.export import export_checkpoint
+
+    shipped = find_weights(None)
+    torch.manual_seed(5)
+    model = from_mean_scale(read_state(shipped.path), None, tuple(shipped.manifest["lambdas"]))
+    with torch.no_grad():
+        for agg in model.aggregation:
+            torch.nn.init.normal_(agg[-1].weight, std=0.002)
+    m = shipped.manifest
+    cfg = {"N": m["N"], "M": m["M"], "lambdas": m["lambdas"], "architecture": "elic-gain"}
+    cfg.update(batch=4, crop=192, lr=1e-4, data="samples")
+    tmp = tmp_path_factory.mktemp("elic")
+    torch.save({"model": model.state_dict(), "config": cfg, "step": 0, "log": {}}, tmp / "c.pt")
+    return export_checkpoint(tmp / "c.pt", tmp, "elic-tiny")
+
+
+def test_context_release_round_trip(elic_weights):
+    """Through the library: a version 4 file, decoded bit-exactly to what the encoder saw, and
+    refused with one line where its release is not installed or other weights are given."""
+    import codec
+
+    img = make_image(96, 160, seed=8)
+    enc = codec.encode(img, 40, model=str(elic_weights))
+    assert enc.container.version == 4
+    out = codec.decompress(enc.data, weights=str(elic_weights))
+    assert np.array_equal(out, enc.reconstruction)
+    with pytest.raises(codec.CodecError, match="not installed"):
+        codec.decompress(enc.data)
+    with pytest.raises(codec.CodecError, match="other weights"):
+        codec.decompress(enc.data, weights="lcodec-msh-gain")
+    with pytest.raises(codec.CodecError, match="cannot write format version 3"):
+        codec.encode(img, 40, model=str(elic_weights), format_version=3)
