@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .common.avif import compared
 from .common.bdrate import DEFINITION, bd_versus
 from .common.cli import Parser, UsageError, require, run
 from .common.curves import SUBJECT, live_curve
@@ -38,7 +39,7 @@ def _read_json(path: str, what: str) -> dict:
 
 def entry_from(rd: dict, manifest: dict) -> dict:
     """One history entry: the weights' training totals and lcodec's BD-rates in ``rd``."""
-    codecs = rd.get("codecs", {})
+    codecs = compared(rd.get("codecs", {}), rd.get("avif"))  # the AVIF of rd's tables
     if SUBJECT not in codecs:
         raise UsageError("rd.json has no lcodec curve")
     measured = codecs[SUBJECT].get("settings", {}).get("sha256")

@@ -6,6 +6,11 @@ encode and decode wall times. Means over the images form one RD point (arithmeti
 per-image values, as CompressAI reports them). Outputs in ``--out``: rd.json, rd.csv,
 bd_rate.md, bd_rate.json, rd_psnr.png and rd_msssim.png.
 
+AVIF has two settings, ``avif`` (speed 6, 4:2:0) and ``avif-s2-444`` (speed 2, 4:4:4). When
+both ran, the BD-rate tables and plots carry only the stronger, keyed ``avif`` (the rule is in
+``benchmarks/common/avif.py``); rd.json records both settings, the choice and the BD-rates
+between them under ``avif``.
+
     python -m benchmarks.rd --data DIR --out OUT [--codecs lcodec,jpeg,...] [--points N]
 """
 
@@ -22,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import anchors as anchors_mod
+from .common import avif as avif_mod
 from .common import codecs as codecs_mod
 from .common.bdrate import bd_per_image, bd_table, bd_versus, table_markdown
 from .common.cli import Parser, UsageError, image_paths, require, run, warn
@@ -48,7 +54,14 @@ CSV_FIELDS = (
 
 
 def build_parser() -> Parser:
-    p = Parser(prog=PROG, description="Rate-distortion benchmark of lcodec and classical codecs.")
+    p = Parser(
+        prog=PROG,
+        description="Rate-distortion benchmark of lcodec and classical codecs.",
+        epilog="Which AVIF: avif is speed 6 with 4:2:0, avif-s2-444 speed 2 with 4:4:4. "
+        + avif_mod.RULE
+        + " rd.json records both settings, the one kept and the BD-rates between them under "
+        "'avif'; --anchor-codec avif or avif-s2-444 then names the kept one.",
+    )
     p.add_argument("--data", required=True, help="folder of PNG/JPEG images (searched recursively)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument(
@@ -374,6 +387,9 @@ def _main(argv: Sequence[str] | None) -> int:
         "skipped": skipped,
         "failed_points": [{"codec": n, "quality": q, "error": m} for (n, q), m in failed.items()],
     }
+    choice = avif_mod.choose(results, args.bd_method)
+    if choice:
+        report["avif"] = choice
     if published:
         report["published"] = {
             "file": Path(args.anchors).name,
@@ -382,8 +398,12 @@ def _main(argv: Sequence[str] | None) -> int:
     write_json(report, out / "rd.json")
     write_csv(results, out / "rd.csv")
 
-    curves = [live_curve(n, e) for n, e in results.items()] + published
-    write_bd(curves, args.anchor_codec, args.bd_method, out, results)
+    compared = avif_mod.compared(results, choice)
+    anchor = args.anchor_codec
+    if choice and anchor in avif_mod.VARIANTS:
+        anchor = avif_mod.ROLE
+    curves = [live_curve(n, e) for n, e in compared.items()] + published
+    write_bd(curves, anchor, args.bd_method, out, compared, choice)
 
     from .common.plots import plot_rd
 
@@ -421,12 +441,18 @@ def image_curves(results: dict) -> dict[str, list[Curve]]:
 
 
 def write_bd(
-    curves: list[Curve], anchor: str, method: str, out: Path, results: dict | None = None
+    curves: list[Curve],
+    anchor: str,
+    method: str,
+    out: Path,
+    results: dict | None = None,
+    avif_choice: dict | None = None,
 ) -> None:
     """bd_rate.json and bd_rate.md; an explanatory stub when the anchor produced no curve.
 
     When lcodec ran, both files also carry lcodec against each live codec ("versus"), and,
-    given the per-image ``results``, the same per image ("per_image").
+    given the per-image ``results``, the same per image ("per_image"). ``avif_choice`` (from
+    ``avif.choose``) is recorded in both as "avif": which AVIF setting the tables use and why.
     """
     if any(c.key == anchor for c in curves):
         table = bd_table(curves, anchor, method)
@@ -437,8 +463,12 @@ def write_bd(
             if results:
                 per_image = bd_per_image(image_curves(results), SUBJECT, method)
                 table["per_image"] = per_image
+        md = table_markdown(table, versus, per_image)
+        if avif_choice:
+            table["avif"] = avif_choice
+            md += avif_mod.markdown(avif_choice)
         write_json(table, out / "bd_rate.json")
-        (out / "bd_rate.md").write_text(table_markdown(table, versus, per_image))
+        (out / "bd_rate.md").write_text(md)
         return
     msg = f"anchor {anchor!r} produced no results (see 'skipped' in rd.json)"
     warn(PROG, f"no BD-rate table: {msg}")

@@ -19,6 +19,7 @@ from benchmarks import rd, speed
 from benchmarks.common import bdrate, metrics
 from benchmarks.common.anchors import DEFAULT_FILE, DEFAULT_METHODS, load_methods, select
 from benchmarks.common.cli import BENCH_MODULES, run
+from benchmarks.common.curves import live_curve
 
 SIZES = {"a.png": (80, 96), "sub/b.png": (128, 64)}  # name -> (height, width)
 
@@ -62,7 +63,7 @@ def data_dir(tmp_path_factory):
 def expected_codecs() -> list[str]:
     names = ["jpeg", "webp", "jpeg2000"]
     if _pil_feature("avif"):
-        names.append("avif")
+        names += ["avif", "avif-s2-444"]
     if importlib.util.find_spec("pillow_jxl"):
         names.append("jxl")
     if importlib.util.find_spec("pillow_heif"):
@@ -70,6 +71,11 @@ def expected_codecs() -> list[str]:
     if lcodec_available():
         names.append("lcodec")
     return names
+
+
+def compared_codecs() -> list[str]:
+    """The codecs of the BD tables: both AVIF settings ran, so only the kept one, as "avif"."""
+    return [n for n in expected_codecs() if n != "avif-s2-444"]
 
 
 def _pil_feature(name: str) -> bool:
@@ -141,7 +147,8 @@ def test_bd_table_has_live_and_published_rows(rd_out):
     table = json.loads((rd_out / "bd_rate.json").read_text())
     assert table["anchor"] == "jpeg"
     rows = {r["codec"]: r for r in table["rows"]}
-    assert set(expected_codecs()) - {"jpeg"} <= set(rows)
+    assert set(compared_codecs()) - {"jpeg"} <= set(rows)
+    assert "avif-s2-444" not in rows
     assert {k for k, r in rows.items() if r["published"]} == set(DEFAULT_METHODS)
     webp = rows["webp"]["bd_rate_psnr_percent"]
     assert webp is not None and -100 < webp < 300
@@ -158,7 +165,7 @@ def test_versus_table_reads_from_lcodec_side(rd_out):
     versus = table["versus"]
     assert versus["subject"] == "lcodec"
     rows = {r["codec"]: r for r in versus["rows"]}
-    assert set(rows) == set(expected_codecs()) - {"lcodec"}  # live codecs only, jpeg included
+    assert set(rows) == set(compared_codecs()) - {"lcodec"}  # live codecs only, jpeg included
     main = next(r for r in table["rows"] if r["codec"] == "lcodec")
     assert rows["jpeg"]["bd_rate_psnr_percent"] == main["bd_rate_psnr_percent"]
     md = (rd_out / "bd_rate.md").read_text()
@@ -168,6 +175,137 @@ def test_versus_table_reads_from_lcodec_side(rd_out):
     assert {e["image"] for e in per_image["images"]} == names
     assert set(per_image["median_psnr_percent"]) == set(rows)
     assert "## lcodec against each codec, per image (PSNR)" in md
+
+
+@pytest.mark.skipif(not _pil_feature("avif"), reason="Pillow without AVIF")
+def test_rd_keeps_the_stronger_avif_and_records_both(rd_out):
+    from benchmarks.common import avif
+
+    report = json.loads((rd_out / "rd.json").read_text())
+    choice = report["avif"]
+    assert set(report["codecs"]) >= {"avif", "avif-s2-444"}  # both curves kept in rd.json
+    assert choice["variants"]["avif"]["settings"] == {
+        "subsampling": "4:2:0",
+        "speed": 6,
+        "max_threads": 1,
+    }
+    assert choice["variants"]["avif-s2-444"]["settings"] == {
+        "subsampling": "4:4:4",
+        "speed": 2,
+        "max_threads": 1,
+    }
+    slow_vs_fast = choice["avif-s2-444_against_avif"]["bd_rate_psnr_percent"]
+    assert slow_vs_fast is not None  # both curves have points over a shared PSNR range
+    assert choice["kept"] == ("avif-s2-444" if slow_vs_fast < 0 else "avif")
+    # The kept one against the other: the same BD-rate, read from the kept side.
+    kept = choice["kept_against_other"]["bd_rate_psnr_percent"]
+    ratio = 1 + slow_vs_fast / 100
+    assert kept <= 0 and 1 + kept / 100 == pytest.approx(min(ratio, 1 / ratio), rel=1e-6)
+    # The tables' AVIF row is the kept setting's curve, under the key "avif".
+    table = json.loads((rd_out / "bd_rate.json").read_text())
+    row = next(r for r in table["rows"] if r["codec"] == "avif")
+    assert (
+        row["label"]
+        == choice["label"]
+        == avif.settings_label(choice["variants"][choice["kept"]]["settings"])
+    )
+    curves = [live_curve(k, report["codecs"][k]) for k in ("jpeg", choice["kept"])]
+    direct = bdrate.bd_table(curves, "jpeg")["rows"][0]["bd_rate_psnr_percent"]
+    assert row["bd_rate_psnr_percent"] == pytest.approx(direct)
+    assert table["avif"]["kept"] == choice["kept"]
+    assert "## Which AVIF" in (rd_out / "bd_rate.md").read_text()
+
+
+def _avif_entry(label: str, settings: dict, scale: float) -> dict:
+    rates = [0.2, 0.4, 0.8, 1.6]
+    points = [
+        {"quality": q, "bpp": r * scale, "psnr": d, "ms_ssim_db": d / 3}
+        for q, r, d in zip((20, 40, 60, 80), rates, (26.0, 29.0, 32.0, 35.0))
+    ]
+    return {"label": label, "settings": settings, "points": points}
+
+
+def _avif_results(slow_scale: float) -> dict:
+    fast = {"subsampling": "4:2:0", "speed": 6, "max_threads": 1}
+    slow = {"subsampling": "4:4:4", "speed": 2, "max_threads": 1}
+    return {
+        "jpeg": _avif_entry("JPEG", {}, 2.0),
+        "avif": _avif_entry("AVIF", fast, 1.0),
+        "webp": _avif_entry("WebP", {}, 1.5),
+        "avif-s2-444": _avif_entry("AVIF (speed 2, 4:4:4)", slow, slow_scale),
+    }
+
+
+def test_avif_choice_keeps_the_stronger_curve():
+    from benchmarks.common import avif
+
+    stronger_slow = avif.choose(_avif_results(0.5))
+    assert stronger_slow["kept"] == "avif-s2-444"
+    assert stronger_slow["label"] == "AVIF (speed 2, 4:4:4)"
+    assert stronger_slow["kept_against_other"]["bd_rate_psnr_percent"] == pytest.approx(-50, 0.01)
+    assert stronger_slow["avif-s2-444_against_avif"]["bd_rate_ms_ssim_percent"] == pytest.approx(
+        -50, 0.01
+    )
+    weaker_slow = avif.choose(_avif_results(1.25))
+    assert weaker_slow["kept"] == "avif" and weaker_slow["label"] == "AVIF (speed 6, 4:2:0)"
+    assert weaker_slow["kept_against_other"]["bd_rate_psnr_percent"] == pytest.approx(-20, 0.01)
+    assert weaker_slow["avif-s2-444_against_avif"]["bd_rate_psnr_percent"] == pytest.approx(
+        25, 0.01
+    )
+    # Curves that share no PSNR range give no BD-rate: the quick setting stays.
+    apart = _avif_results(0.5)
+    for p in apart["avif-s2-444"]["points"]:
+        p["psnr"] += 20
+    assert avif.choose(apart)["kept"] == "avif"
+    # One AVIF setting alone: no choice, nothing renamed.
+    alone = {k: v for k, v in _avif_results(0.5).items() if k != "avif"}
+    assert avif.choose(alone) is None and avif.compared(alone, None) is alone
+
+    results = _avif_results(0.5)
+    compared = avif.compared(results, stronger_slow)
+    assert list(compared) == ["jpeg", "avif", "webp"]  # in the first AVIF entry's place
+    assert compared["avif"]["points"] is results["avif-s2-444"]["points"]
+    assert compared["avif"]["label"] == "AVIF (speed 2, 4:4:4)"
+
+
+def test_progress_reads_the_kept_avif():
+    from benchmarks import progress
+    from benchmarks.common import avif
+
+    results = _avif_results(0.5)
+    results["lcodec"] = _avif_entry("lcodec", {"sha256": "aa"}, 1.0)
+    rd_json = {"codecs": results, "avif": avif.choose(results)}
+    manifest = {"sha256": "aa", "total_wall_s": 3600, "total_steps": 10}
+    entry = progress.entry_from(rd_json, manifest)
+    assert set(entry["bd_rate_psnr_percent"]) == {"jpeg", "avif", "webp"}
+    assert entry["bd_rate_psnr_percent"]["avif"] == pytest.approx(100, abs=0.5)  # vs speed 2
+    assert entry["labels"]["avif"] == "AVIF (speed 2, 4:4:4)"
+
+
+def _av1c_chroma(data: bytes) -> tuple[int, int]:
+    """(chroma_subsampling_x, chroma_subsampling_y) from an AVIF file's av1C box."""
+    i = data.index(b"av1C") + 4  # the box payload follows its 4-byte type
+    return (data[i + 2] >> 3) & 1, (data[i + 2] >> 2) & 1
+
+
+@pytest.mark.skipif(not _pil_feature("avif"), reason="Pillow without AVIF")
+def test_avif_adapters_write_the_chroma_layout_they_record():
+    from benchmarks.common import codecs
+
+    img = smooth_image(64, 80, seed=5)
+    files = {}
+    for name, layout in (("avif", (1, 1)), ("avif-s2-444", (0, 0))):
+        c = codecs.create(name)
+        c.check()
+        assert c.settings()["subsampling"] == {(1, 1): "4:2:0", (0, 0): "4:4:4"}[layout]
+        data = c.encode(img, 60)
+        assert _av1c_chroma(data) == layout, name
+        rec = c.decode(data)
+        assert rec.shape == img.shape and rec.dtype == np.uint8
+        assert metrics.psnr(img, rec) > 25, name
+        files[name] = data
+    assert files["avif"] != files["avif-s2-444"]
+    assert codecs.AVIFSlow444.default_qualities == codecs.AVIF.default_qualities
 
 
 def test_bd_versus_puts_the_subject_against_each_live_curve():
