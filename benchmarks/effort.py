@@ -1,14 +1,15 @@
 """Encoder effort and rate control: what higher ``--effort`` buys, and how well targets are hit.
 
-Per effort level: the RD curve over ``--qualities`` (bpp from whole-file bytes, PSNR of the
-reconstruction the decoder produces), the RD loss λ·255²·MSE + bpp that effort minimises, the
-mean encode time, and the BD-rate against effort 1 (``bjontegaard``, Akima, on the mean curves,
-plus the mean of per-image BD-rates). Then, at effort 1, every bpp, size and PSNR target over
-every image: relative (or dB) error of the value reached, and how many targets were missed and
-why.
+Whole photos by default. Per effort level: the RD curve over ``--qualities`` (bpp from
+whole-file bytes, PSNR and MS-SSIM of the reconstruction the decoder produces), the RD loss
+λ·255²·MSE + bpp that effort minimises, encode seconds per megapixel, the peak memory of an
+encode, and the BD-rate against effort 1 in PSNR and in MS-SSIM (dB) (``bjontegaard``, Akima,
+on the mean curves, plus the mean of per-image BD-rates). Then, at effort 1 and unless
+``--no-targets``, every bpp, size and PSNR target over every image: relative (or dB) error of
+the value reached, and how many targets were missed and why.
 
-    python -m benchmarks.effort --data DIR --json OUT.json [--efforts 1,3,5] \\
-        [--qualities 10,30,50,70,90] [--limit N] [--crop N]
+    python -m benchmarks.effort --data DIR --json OUT.json [--efforts 1,2,3] \\
+        [--qualities 20,50,80] [--limit N] [--crop N] [--threads N] [--no-targets]
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from .common.bdrate import bd_rate
 from .common.cli import Parser, UsageError, image_paths, require, run
 from .common.images import image_name, load_rgb
 from .common.jsonutil import write_json
-from .common.metrics import bpp, psnr
+from .common.memory import describe, peak_memory
+from .common.metrics import bpp, ms_ssim, ms_ssim_db, psnr
 
 PROG = "python -m benchmarks.effort"
 
@@ -47,8 +49,8 @@ def build_parser() -> Parser:
     p = Parser(prog=PROG, description="RD gain and cost of encoder effort; rate-control accuracy.")
     p.add_argument("--data", required=True, help="folder of PNG/JPEG images (searched recursively)")
     p.add_argument("--json", required=True, help="where to write the results")
-    p.add_argument("--efforts", default="1,3,5", help="effort levels 1-9 (default 1,3,5)")
-    p.add_argument("--qualities", default="10,30,50,70,90", help="qualities of the RD curves")
+    p.add_argument("--efforts", default="1,2,3,4,5,6,7,8,9", help="effort levels 1-9 (all)")
+    p.add_argument("--qualities", default="20,50,80", help="qualities of the RD curves")
     p.add_argument("--bpp-targets", default="0.25,0.5,1.0", help="bpp targets (default 0.25,0.5,1)")
     p.add_argument(
         "--size-targets",
@@ -58,7 +60,9 @@ def build_parser() -> Parser:
     p.add_argument("--psnr-targets", default="26,30,34", help="PSNR targets in dB")
     p.add_argument("--no-targets", action="store_true", help="skip the rate-control part")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    p.add_argument("--crop", type=int, default=None, help="centre-crop images to at most NxN")
+    p.add_argument(
+        "--crop", type=int, default=None, help="centre-crop images to at most NxN (default: whole)"
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--weights", default=None, help="lcodec weights name or .safetensors path")
@@ -82,7 +86,8 @@ def _sync(device) -> None:
 
 
 def rd_points(codec, lm, img: np.ndarray, effort: int, qualities: list[float], kw: dict) -> list:
-    """One image's RD points at one effort: bytes, bpp, PSNR, RD loss, encode seconds."""
+    """One image's RD points at one effort: bytes, bpp, PSNR, MS-SSIM, RD loss, encode seconds
+    (and per megapixel), peak memory of the encode."""
     import torch
 
     from codec.metrics import file_rd_loss as rd_loss
@@ -90,11 +95,15 @@ def rd_points(codec, lm, img: np.ndarray, effort: int, qualities: list[float], k
     h, w = img.shape[:2]
     points = []
     for q in qualities:
-        _sync(lm.device)
-        t0 = time.perf_counter()
-        enc = codec.encode(img, q, effort=effort, **kw)
-        _sync(lm.device)
-        seconds = time.perf_counter() - t0
+
+        def encode(q=q):
+            _sync(lm.device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            enc = codec.encode(img, q, effort=effort, **kw)
+            _sync(lm.device)
+            return enc, time.perf_counter() - t0, time.process_time() - c0
+
+        (enc, seconds, cpu), peak, _ = peak_memory(encode, lm.device)
         rate = torch.tensor([enc.container.rate], device=lm.device)
         lmbda = float(lm.model.lmbda(rate)[0])
         points.append(
@@ -103,8 +112,12 @@ def rd_points(codec, lm, img: np.ndarray, effort: int, qualities: list[float], k
                 "bytes": len(enc.data),
                 "bpp": bpp(len(enc.data), h, w),
                 "psnr": psnr(img, enc.reconstruction),
+                "ms_ssim_db": ms_ssim_db(ms_ssim(img, enc.reconstruction)),
                 "rd_loss": rd_loss(img, enc.reconstruction, len(enc.data), lmbda),
                 "encode_s": seconds,
+                "encode_s_per_mp": seconds / (h * w / 1e6),
+                "encode_cpu_s_per_mp": cpu / (h * w / 1e6),
+                "peak_bytes": peak,
             }
         )
     return points
@@ -112,53 +125,61 @@ def rd_points(codec, lm, img: np.ndarray, effort: int, qualities: list[float], k
 
 def mean_curve(per_image: list[list[dict]]) -> list[dict]:
     """Arithmetic means over images, point by point (same qualities everywhere)."""
-    keys = ("bpp", "psnr", "rd_loss", "encode_s")
+    keys = ("bpp", "psnr", "ms_ssim_db", "rd_loss", "encode_s", "encode_s_per_mp")
+    keys += ("encode_cpu_s_per_mp",)
     return [
         {"quality": pts[0]["quality"], **{k: statistics.fmean(p[k] for p in pts) for k in keys}}
         for pts in zip(*per_image)
     ]
 
 
+def _bd(anchor: list[dict], test: list[dict], metric: str, unit: str = ""):
+    return bd_rate(
+        [p["bpp"] for p in anchor],
+        [p[metric] for p in anchor],
+        [p["bpp"] for p in test],
+        [p[metric] for p in test],
+        unit=unit,
+    )
+
+
 def effort_section(curves: dict[int, dict[str, list]], iterations: dict[int, int]) -> dict:
-    """Per effort: mean curve, mean time, BD-rate against effort 1 (mean curve and per image)."""
+    """Per effort: mean curve, time per megapixel, peak memory, BD-rate against effort 1 (PSNR
+    and MS-SSIM; mean curves and per image)."""
     anchor = curves.get(1)
     out = {}
     for effort, per_image in curves.items():
         curve = mean_curve(list(per_image.values()))
+        points = [p for pts in per_image.values() for p in pts]
         entry = {
             "iterations": iterations[effort],
             "curve": curve,
-            "mean_encode_s": statistics.fmean(p["encode_s"] for p in curve),
+            "mean_encode_s": statistics.fmean(p["encode_s"] for p in points),
+            "encode_s_per_mp": statistics.fmean(p["encode_s_per_mp"] for p in points),
+            "encode_cpu_s_per_mp": statistics.fmean(p["encode_cpu_s_per_mp"] for p in points),
+            "peak_mib": max(p["peak_bytes"] for p in points) / 2**20,
         }
         if anchor is not None and effort != 1:
             ref = mean_curve(list(anchor.values()))
-            bd = bd_rate(
-                [p["bpp"] for p in ref],
-                [p["psnr"] for p in ref],
-                [p["bpp"] for p in curve],
-                [p["psnr"] for p in curve],
-                unit=" dB",
-            )
-            per = []
-            for name, pts in per_image.items():
-                a = anchor[name]
-                r = bd_rate(
-                    [p["bpp"] for p in a],
-                    [p["psnr"] for p in a],
-                    [p["bpp"] for p in pts],
-                    [p["psnr"] for p in pts],
+            for metric, key, unit in (("psnr", "psnr", " dB"), ("ms_ssim_db", "ms_ssim", " dB")):
+                bd = _bd(ref, curve, metric, unit)
+                per = [_bd(anchor[n], pts, metric).value for n, pts in per_image.items()]
+                finite = [v for v in per if math.isfinite(v)]
+                entry[f"bd_rate_{key}_percent"] = bd.value
+                entry[f"bd_{key}_notes"] = bd.notes
+                entry[f"bd_rate_{key}_percent_per_image_mean"] = (
+                    statistics.fmean(finite) if finite else math.nan
                 )
-                per.append(r.value)
-            finite = [v for v in per if math.isfinite(v)]
-            entry["bd_rate_psnr_percent"] = bd.value
-            entry["bd_notes"] = bd.notes
-            entry["bd_rate_psnr_percent_per_image_mean"] = (
-                statistics.fmean(finite) if finite else math.nan
-            )
-            entry["bd_images"] = len(finite)
+                entry["bd_images"] = len(finite)
             ref_loss = statistics.fmean(p["rd_loss"] for p in ref)
             entry["rd_loss_change_percent"] = 100 * (
                 statistics.fmean(p["rd_loss"] for p in curve) / ref_loss - 1
+            )
+            # Every level must be at least as good as effort 1 on every image and quality.
+            entry["points_worse_than_effort_1"] = sum(
+                p["rd_loss"] > a["rd_loss"] + 1e-12
+                for n, pts in per_image.items()
+                for p, a in zip(pts, anchor[n])
             )
         out[str(effort)] = entry
     return out
@@ -238,7 +259,7 @@ def target_summary(rows: list[dict]) -> dict:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    require("bjontegaard")
+    require("bjontegaard", "psutil")
     root, paths = image_paths(args.data, args.limit)
     if args.crop is not None and args.crop < 1:
         raise UsageError("--crop must be at least 1")
@@ -252,7 +273,7 @@ def _main(argv: Sequence[str] | None) -> int:
     import torch
 
     import codec
-    from codec.encoder.effort import ITERATIONS
+    from codec.encoder.effort import ITERATIONS, progress
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -269,11 +290,14 @@ def _main(argv: Sequence[str] | None) -> int:
     curves: dict[int, dict[str, list]] = {e: {} for e in efforts}
     for effort in efforts:
         for name, img in images.items():
-            curves[effort][name] = rd_points(codec, lm, img, effort, qualities, kw)
-            last = curves[effort][name][-1]
+            with progress(tty_only=True):
+                curves[effort][name] = rd_points(codec, lm, img, effort, qualities, kw)
+            pts = curves[effort][name]
             print(
-                f"effort {effort} {name}: {last['encode_s']:.2f} s at q={last['quality']:g}",
+                f"effort {effort} {name}: {sum(p['encode_s'] for p in pts):.1f} s "
+                f"for {len(pts)} qualities",
                 file=sys.stderr,
+                flush=True,
             )
 
     report = {
@@ -292,6 +316,8 @@ def _main(argv: Sequence[str] | None) -> int:
             "PSNR in dB; "
             "negative means fewer bits than effort 1 for the same PSNR",
             "rd_loss": "lambda(rate) * 255^2 * MSE + bpp of the real file (8-bit pixels)",
+            "memory": describe(lm.device),
+            "iterations": {str(e): ITERATIONS[e] for e in efforts},
         },
         "effort": effort_section(curves, ITERATIONS),
         "per_image": {str(e): c for e, c in curves.items()},
@@ -317,12 +343,24 @@ def _main(argv: Sequence[str] | None) -> int:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(report, out)
+    print(
+        "| effort | steps | BD-rate PSNR | BD-rate MS-SSIM | RD loss | s/MP | CPU s/MP "
+        "| peak RSS MiB | worse than 1 |\n|---|---|---|---|---|---|---|---|---|"
+    )
     for effort, entry in report["effort"].items():
         bd = entry.get("bd_rate_psnr_percent")
-        text = f"effort {effort} ({entry['iterations']} steps): {entry['mean_encode_s']:.2f} s/enc"
-        if bd is not None:
-            text += f", BD-rate {bd:+.2f} %, RD loss {entry['rd_loss_change_percent']:+.2f} %"
-        print(text)
+        cells = [
+            effort,
+            str(entry["iterations"]),
+            "—" if bd is None else f"{bd:+.2f} %",
+            "—" if bd is None else f"{entry['bd_rate_ms_ssim_percent']:+.2f} %",
+            "—" if bd is None else f"{entry['rd_loss_change_percent']:+.2f} %",
+            f"{entry['encode_s_per_mp']:.1f}",
+            f"{entry['encode_cpu_s_per_mp']:.1f}",
+            f"{entry['peak_mib']:.0f}",
+            str(entry.get("points_worse_than_effort_1", "—")),
+        ]
+        print("| " + " | ".join(cells) + " |")
     for kind, s in report.get("targets", {}).get("summary", {}).items():
         print(f"target {kind}: {s['runs']} runs, {s['misses']} missed")
     print(f"wrote {out}")

@@ -16,9 +16,19 @@ import numpy as np
 MS_SSIM_MIN_SIDE = (11 - 1) * 2**4
 
 
+def squared_error(a: np.ndarray, b: np.ndarray, rows: int = 256) -> int:
+    """Sum of squared differences of two uint8 images, exact, in bands of ``rows`` rows: no
+    full-size float copies, so memory stays bounded on any image."""
+    total = 0
+    for r in range(0, a.shape[0], rows):
+        diff = a[r : r + rows].astype(np.int32) - b[r : r + rows]
+        total += int(np.square(diff, dtype=np.int64).sum())
+    return total
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB over all values of two uint8 images (inf when they are identical)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    mse = squared_error(a, b) / a.size
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
@@ -32,8 +42,7 @@ def file_rd_loss(
 ) -> float:
     """λ·255²·MSE + bpp of a real file: the training objective, measured on what users get
     (the trainer's own ``rd_loss`` is the same objective on likelihoods, codec/train/loop.py)."""
-    diff = original.astype(np.float64) - reconstruction.astype(np.float64)
-    mse = float(np.mean(diff**2)) / 255**2
+    mse = squared_error(original, reconstruction) / original.size / 255**2
     return lmbda * 255**2 * mse + bpp(nbytes, original.shape[0] * original.shape[1])
 
 

@@ -267,20 +267,23 @@ def compress(
 
     def work(job: Job) -> str:
         from ..api import encode  # torch loads here, once every input has been checked
+        from ..encoder.effort import progress
 
         src = read_input(job) if job.src == STDIO else job.src
         # No reconstruction: the command prints none, and it would cost a synthesis transform.
-        enc = encode(
-            src,
-            quality=quality,
-            device=device,
-            effort=effort,
-            precision=precision,
-            model=model,
-            reconstruct=False,
-            max_pixels=limit,
-            **options,
-        )
+        # Effort shows a per-iteration bar with the time left (stderr, on a terminal).
+        with progress(effort > 1, tty_only=True):
+            enc = encode(
+                src,
+                quality=quality,
+                device=device,
+                effort=effort,
+                precision=precision,
+                model=model,
+                reconstruct=False,
+                max_pixels=limit,
+                **options,
+            )
         write_output(job, enc.data, force)
         c = enc.container
         bpp = 8 * len(enc.data) / (c.width * c.height)

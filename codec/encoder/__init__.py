@@ -2,5 +2,6 @@
 
 ``analysis.py`` runs the analysis transform once per image and codes it at any operating point
 (through the architecture's latent coder); ``ratecontrol.py`` searches the quality that meets a
-bpp, size or PSNR target; ``effort.py`` optimises the latents for one image.
+bpp, size or PSNR target; ``effort.py`` optimises the latents for one image, on the relaxed
+objective ``sga.py`` holds for each architecture.
 """

@@ -8,19 +8,17 @@ where a reconstruction is needed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .. import bitstream, runtime
 from ..bitstream import Container
 from ..errors import CodecError
 from ..image import Picture, decoded_picture, encode_alpha
-from ..metrics import psnr
+from ..metrics import file_rd_loss, psnr
 from ..net import architecture
 from ..net.ladder import quality_to_rate
 from ..net.tiling import analyse, synthesize
@@ -65,17 +63,8 @@ class Analysis:
         self.height, self.width = pixels.shape[:2]
         self.pad_bottom, self.pad_right = (-self.height) % stride, (-self.width) % stride
         self.header = header or {}
-        padded = (self.height + self.pad_bottom, self.width + self.pad_right)
-        self.latent = analyse(self.model, pixels, padded, self.device)
-
-    @cached_property
-    def x(self) -> Tensor:
-        """The whole padded image in [0, 1]: only effort needs it (made on first use)."""
-        # no_grad rather than inference_mode: effort needs it as a constant in autograd.
-        with torch.no_grad():
-            x = torch.from_numpy(self.pixels).to(self.device).permute(2, 0, 1)[None]
-            x = x.float().div_(255)
-            return F.pad(x, (0, self.pad_right, 0, self.pad_bottom), mode="replicate")
+        self.padded = (self.height + self.pad_bottom, self.width + self.pad_right)
+        self.latent = analyse(self.model, pixels, self.padded, self.device)
 
     def trial(self, quality: float, iterations: int = 0) -> Trial:
         """Code at ``quality``, optimising the latents for ``iterations`` steps first."""
@@ -84,21 +73,22 @@ class Analysis:
         with torch.no_grad():
             gain, inv_gain = self.model.gains(rate_t)
             y = self.latent * gain
+        z = None
         if iterations:
             lmbda = float(self.model.lmbda(rate_t)[0])
-            y = refine_latents(
+            y, z = refine_latents(
                 self.model,
-                self.x,
+                self.pixels,
+                self.padded,
                 y,
                 inv_gain,
                 lmbda,
                 iterations,
-                lambda v: self._true_loss(v, inv_gain, lmbda),
-                self.height,
-                self.width,
+                lambda v, w: self._true_loss(v, w, inv_gain, lmbda),
+                label=f"q={float(quality):g}",
             )
         with torch.no_grad():
-            streams, z_shape, y_hat = self.coder.encode(y, self.format_version)
+            streams, z_shape, y_hat = self.coder.encode(y, self.format_version, z)
         c = Container(
             width=self.width,
             height=self.height,
@@ -119,16 +109,13 @@ class Analysis:
         """The pixels the decoder will produce from ``trial``'s file."""
         return synthesize(self.model, trial.y_hat, trial.inv_gain, self.height, self.width)
 
-    def _true_loss(self, y: Tensor, inv_gain: Tensor, lmbda: float) -> float:
-        """λ·255²·MSE + bpp of the file ``y`` codes to (stream bytes: the header is constant)."""
+    def _true_loss(self, y: Tensor, z: Tensor | None, inv_gain: Tensor, lmbda: float) -> float:
+        """λ·255²·MSE + bpp of the file ``(y, z)`` codes to (stream bytes: the header is
+        constant); ``z`` None is ``h_a(y)``. Tile by tile, like a plain encode."""
         with torch.no_grad():
-            streams, _, y_hat = self.coder.encode(y, self.format_version)
-            x_hat = self.model.g_s(y_hat * inv_gain)[..., : self.height, : self.width]
-            pixels = x_hat.clamp(0, 1).mul(255).round()
-            original = self.x[..., : self.height, : self.width].mul(255).round()
-            mse = (pixels - original).square().mean().item() / 255**2
-        bpp = 8 * sum(len(s) for s in streams) / (self.height * self.width)
-        return lmbda * 255**2 * mse + bpp
+            streams, _, y_hat = self.coder.encode(y, self.format_version, z)
+        recon = synthesize(self.model, y_hat, inv_gain, self.height, self.width)
+        return file_rd_loss(self.pixels, recon, sum(len(s) for s in streams), lmbda)
 
     def search(
         self, target: Target, iterations: int = 0

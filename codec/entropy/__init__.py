@@ -21,9 +21,12 @@ class LatentCoder(Protocol):
 
     def __init__(self, model: torch.nn.Module, device: torch.device) -> None: ...
 
-    def encode(self, y: Tensor, version: int) -> tuple[list[bytes], tuple[int, int], Tensor]:
+    def encode(
+        self, y: Tensor, version: int, z: Tensor | None = None
+    ) -> tuple[list[bytes], tuple[int, int], Tensor]:
         """The streams of the gained latent ``y``, the hyper-latent's shape, and the ``y_hat``
-        the decoder will reconstruct from them (the encoder synthesises from it)."""
+        the decoder will reconstruct from them (the encoder synthesises from it). ``z`` is the
+        hyper-latent to send, derived from ``y`` when None (effort may choose another)."""
         ...
 
     def decode(self, streams: list[bytes], z_shape: tuple[int, int], version: int) -> Tensor:

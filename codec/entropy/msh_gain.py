@@ -81,11 +81,12 @@ def band_hyper(hyper: Hyper, z_hat: Tensor, r0: int, r1: int) -> tuple[Tensor, T
 
 
 def encode_latents(
-    model, hyper: Hyper, y: Tensor, banded: bool = False
+    model, hyper: Hyper, y: Tensor, banded: bool = False, z: Tensor | None = None
 ) -> tuple[list[bytes], tuple[int, int], Tensor]:
     """Code the gained latent ``y``: returns the [z, y...] streams, z's shape and the decoded
-    ``y``. ``banded`` (format version 3) codes y in bands of rows, one stream each."""
-    z = model.h_a(y)
+    ``y``. ``banded`` (format version 3) codes y in bands of rows, one stream each. ``z`` is the
+    hyper-latent to send, ``model.h_a(y)`` unless the encoder chose another (effort)."""
+    z = model.h_a(y) if z is None else z
     eb = model.entropy_bottleneck
     z_strings = eb.compress(z)
     z_shape = tuple(z.shape[-2:])
@@ -193,8 +194,10 @@ class MshGainCoder:
         """The entropy-parameter path a format version prescribes."""
         return self.exact if features(version).exact_params else float_hyper(self.model)
 
-    def encode(self, y: Tensor, version: int) -> tuple[list[bytes], tuple[int, int], Tensor]:
-        return encode_latents(self.model, self.hyper(version), y, features(version).bands)
+    def encode(
+        self, y: Tensor, version: int, z: Tensor | None = None
+    ) -> tuple[list[bytes], tuple[int, int], Tensor]:
+        return encode_latents(self.model, self.hyper(version), y, features(version).bands, z)
 
     def decode(self, streams: list[bytes], z_shape: tuple[int, int], version: int) -> Tensor:
         return decode_latents(

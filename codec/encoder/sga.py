@@ -1,0 +1,184 @@
+"""Relaxed rate-distortion objectives and the rounding relaxations the effort search uses.
+
+An *objective* knows one architecture's entropy model: it turns free latents (for the mean-scale
+hyperprior, the gained latent ``y`` and the hyper-latent ``z``) into a differentiable
+λ·255²·MSE + bpp, given a *quantizer* that stands in for the coder's rounding of each latent's
+residual. Another architecture (a context model) brings its own objective with the same three
+methods, registered in ``OBJECTIVES`` under its network's class name, and the search in
+codec/encoder/effort.py works unchanged.
+
+Quantizers:
+
+- ``ste_round``: rounds in the forward pass, identity in the backward pass (what training's
+  decoder saw). Its gradient ignores that a latent only changes the file when it crosses a
+  rounding boundary, so small steps drift inside the bins and larger ones cross many boundaries
+  at once in directions the gradient did not promise.
+- ``SGA``: stochastic Gumbel annealing (Yang, Bamler and Mandt 2020, "Improving Inference for
+  Neural Image Compression", arXiv 2006.04240). Each residual is rounded down or up at random,
+  more likely towards the nearer integer, through a Gumbel-softmax relaxation whose temperature
+  anneals towards zero, so the objective becomes the hard-rounded one by the end. The gradient
+  then sees what a boundary crossing would cost.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import torch
+from torch import Tensor
+
+from ..errors import CodecError
+
+Quantizer = Callable[[Tensor], Tensor]
+
+
+def ste_round(v: Tensor) -> Tensor:
+    """Round in the forward pass, identity in the backward pass."""
+    return (torch.round(v) - v).detach() + v
+
+
+def hard_round(v: Tensor) -> Tensor:
+    return torch.round(v)
+
+
+class SGA:
+    """Stochastic Gumbel annealing of rounding at temperature ``tau`` (a callable quantizer).
+
+    ``v`` becomes ``floor(v) + s`` with ``s`` in (0, 1) a relaxed Bernoulli sample: the logit of
+    rounding down is ``-atanh(v - floor(v)) / tau``, of rounding up ``-atanh(ceil(v) - v) / tau``
+    (Yang et al.'s choice), and the two-class Gumbel-softmax at temperature ``tau`` draws ``s``.
+    As ``tau`` goes to 0 the sample becomes the hard rounding.
+    """
+
+    EPS = 1e-5
+
+    def __init__(self, tau: float, generator: torch.Generator | None = None):
+        self.tau = float(tau)
+        self.generator = generator
+
+    def __call__(self, v: Tensor) -> Tensor:
+        lo = torch.floor(v).detach()
+        d = (v - lo).clamp(self.EPS, 1 - self.EPS)
+        down = -torch.atanh(d) / self.tau
+        up = -torch.atanh(1 - d) / self.tau
+        u = torch.rand(v.shape, generator=self.generator, device="cpu").to(v.device)
+        u = u.clamp(1e-7, 1 - 1e-7)
+        logistic = torch.log(u) - torch.log1p(-u)  # difference of two Gumbel variables
+        return lo + torch.sigmoid((up - down + logistic) / self.tau)
+
+
+def temperature(step: int, steps: int, start: float = 0.5, end: float = 0.05) -> float:
+    """Geometric annealing from ``start`` to ``end`` over ``steps``: the shape of Yang et al.'s
+    exponential schedule, compressed to whatever budget an effort level has."""
+    if steps <= 1:
+        return end
+    return start * (end / start) ** (step / (steps - 1))
+
+
+class Objective(Protocol):
+    """What the effort search needs from an architecture."""
+
+    def start(self, y: Tensor) -> list[Tensor]:
+        """The free latents to optimise, from the forward pass's gained ``y``."""
+
+    def loss(
+        self, latents: list[Tensor], quantize: Quantizer, pixel_levels: bool = False
+    ) -> Tensor:
+        """Differentiable λ·255²·MSE + bpp with ``quantize`` standing in for rounding;
+        ``pixel_levels`` measures the distortion on 8-bit pixels, as a decoder outputs them."""
+
+    def coded(self, latents: list[Tensor]) -> tuple[Tensor, Tensor | None]:
+        """The ``(y, z)`` to hand to the entropy coder (``z`` None: the coder derives it)."""
+
+
+def _bits(likelihoods: Tensor, bound: float = 1e-9) -> Tensor:
+    return -torch.log2(likelihoods.clamp_min(bound)).sum()
+
+
+class MeanScaleObjective:
+    """The objective of ``GainedMeanScaleHyperprior`` (architecture ``msh-gain``).
+
+    Free latents: ``y`` (gained) and ``z``. The coder sends ``round(z - medians)`` and
+    ``round(y - means)`` with ``means`` from the decoded ``z``; the relaxation replaces both
+    roundings by ``quantize``. Distortion counts only the image, not its padding; ``x`` is the
+    padded image in [0, 1].
+    """
+
+    def __init__(
+        self, model, x: Tensor, inv_gain: Tensor, lmbda: float, height: int, width: int
+    ) -> None:
+        self.model = model
+        self.x, self.inv_gain = x, inv_gain
+        self.lmbda = float(lmbda)
+        self.height, self.width = height, width
+        eb = model.entropy_bottleneck
+        self.medians = eb.quantiles.detach()[:, 0, 1].reshape(1, -1, 1, 1).to(x.dtype)
+
+    def start(self, y: Tensor) -> list[Tensor]:
+        with torch.no_grad():
+            return [y.detach().clone(), self.model.h_a(y).detach().clone()]
+
+    def rate_and_latents(self, latents: list[Tensor], quantize: Quantizer) -> tuple[Tensor, Tensor]:
+        """Bits of both latents, and the relaxed decoded ``y``."""
+        y, z = latents
+        eb, gc = self.model.entropy_bottleneck, self.model.gaussian_conditional
+        z_hat = quantize(z - self.medians) + self.medians
+        # EntropyBottleneck._likelihood takes channels first: (C, 1, N).
+        z_lik = eb._likelihood(z_hat.permute(1, 0, 2, 3).reshape(z_hat.shape[1], 1, -1))
+        z_lik = z_lik[0] if isinstance(z_lik, tuple) else z_lik
+        scales, means = self.model.h_s(z_hat).chunk(2, 1)
+        y_hat = quantize(y - means) + means
+        y_lik = gc._likelihood(y_hat, scales, means)
+        return _bits(z_lik) + _bits(y_lik), y_hat
+
+    def loss(
+        self, latents: list[Tensor], quantize: Quantizer, pixel_levels: bool = False
+    ) -> Tensor:
+        bits, y_hat = self.rate_and_latents(latents, quantize)
+        h, w = self.height, self.width
+        x_hat = self.model.g_s(y_hat * self.inv_gain)[..., :h, :w]
+        if pixel_levels:
+            x_hat = x_hat.clamp(0, 1).mul(255).round().div(255)
+        mse = (x_hat - self.x[..., :h, :w]).square().mean()
+        return self.lmbda * 255**2 * mse + bits / (h * w)
+
+    def coded(self, latents: list[Tensor]) -> tuple[Tensor, Tensor | None]:
+        y, z = latents
+        return y.detach(), z.detach()
+
+
+#: The objective class of each network class (by class name), built as
+#: ``Objective(model, x, inv_gain, lmbda, height, width)``. An architecture that supports effort
+#: adds its network's line here; codec/encoder/effort.py does not change.
+OBJECTIVES: dict[str, type] = {
+    "GainedMeanScaleHyperprior": MeanScaleObjective,
+}
+
+
+def objective_for(
+    model, x: Tensor, inv_gain: Tensor, lmbda: float, height: int, width: int
+) -> Objective:
+    """The relaxed objective of ``model``'s architecture, looked up in ``OBJECTIVES`` by the
+    network's class name; ``CodecError`` for a network that has none."""
+    name = type(model).__name__
+    try:
+        cls = OBJECTIVES[name]
+    except KeyError:
+        raise CodecError(
+            f"effort above 1 is not available for network {name}: "
+            "no relaxed objective is registered for it"
+        ) from None
+    return cls(model, x, inv_gain, lmbda, height, width)
+
+
+__all__ = [
+    "SGA",
+    "MeanScaleObjective",
+    "OBJECTIVES",
+    "Objective",
+    "Quantizer",
+    "hard_round",
+    "objective_for",
+    "ste_round",
+    "temperature",
+]

@@ -1,0 +1,184 @@
+"""Encoder effort on real photo content: it must change the file, for the better.
+
+The earlier straight-through refinement returned the effort-1 file byte for byte on every photo
+tried (its candidates never beat the plain file's true loss), so efforts above 1 only cost time.
+These tests fail if that comes back.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import codec
+from codec.encoder import effort as effort_mod
+from codec.encoder.effort import ITERATIONS
+from codec.encoder.sga import SGA, temperature
+from codec.metrics import file_rd_loss as rd_loss
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sample.jpg"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def crop():
+    """A 64x64 window of the repository's sample photo (textured: foliage and edges)."""
+    rgb = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    h, w = rgb.shape[:2]
+    return np.ascontiguousarray(rgb[h // 2 - 32 : h // 2 + 32, w // 2 - 32 : w // 2 + 32])
+
+
+def _loss(img, enc):
+    lm = codec.load_model()
+    lmbda = float(lm.model.lmbda(torch.tensor([enc.container.rate]))[0])
+    return rd_loss(img, enc.reconstruction, len(enc.data), lmbda)
+
+
+@pytest.mark.parametrize("quality", [30, 70])
+def test_effort_changes_the_file_and_lowers_the_true_loss(crop, quality):
+    plain = codec.encode(crop, quality)
+    tuned = codec.encode(crop, quality, effort=2)
+    assert tuned.data != plain.data, "effort 2 silently returned the effort-1 file"
+    assert _loss(crop, tuned) < _loss(crop, plain)
+    assert np.array_equal(codec.decompress(tuned.data), tuned.reconstruction)
+
+
+def test_effort_is_deterministic(crop):
+    assert codec.compress(crop, 50, effort=2) == codec.compress(crop, 50, effort=2)
+
+
+def test_levels_are_budgets_that_grow():
+    steps = [ITERATIONS[e] for e in range(1, 10)]
+    assert steps[0] == 0 and all(a < b for a, b in zip(steps, steps[1:]))
+
+
+def test_sga_anneals_to_rounding():
+    gen = torch.Generator().manual_seed(1)
+    v = torch.linspace(-3, 3, 1001)
+    hot = SGA(0.5, gen)(v)
+    cold = SGA(1e-3, gen)(v)
+    assert (hot - torch.floor(v)).min() >= 0 and (hot - torch.floor(v)).max() <= 1
+    # Far from the midpoints, a cold draw is the rounding.
+    away = (v - torch.floor(v) - 0.5).abs() > 0.05
+    assert torch.allclose(cold[away], torch.round(v)[away], atol=1e-3)
+    assert temperature(0, 10) == pytest.approx(0.5) and temperature(9, 10) == pytest.approx(0.05)
+
+
+def test_progress_bar_on_request(crop, capsys):
+    with effort_mod.progress():
+        codec.compress(crop, 50, effort=2)
+    err = capsys.readouterr().err
+    assert "step" in err and f"/{ITERATIONS[2]}" in err
+
+
+def _latents(img, quality):
+    from codec.encoder.analysis import Analysis
+    from codec.net.ladder import quality_to_rate
+
+    lm = codec.load_model()
+    m = lm.model
+    a = Analysis(lm, img, 3, lambda q: quality_to_rate(q, m.levels))
+    rate = torch.tensor([quality_to_rate(quality, m.levels)])
+    with torch.no_grad():
+        gain, inv_gain = m.gains(rate)
+        y = a.latent * gain
+        z = m.h_a(y)
+    return m, a, y, z, inv_gain, float(m.lmbda(rate)[0])
+
+
+def test_a_tile_sees_the_whole_image_loss(crop):
+    """No seams by construction: on a tile's core, the window's loss has the gradient of the
+    whole image's loss (each normalised by its own pixel count), so tile by tile descends one
+    whole-image objective."""
+    from codec.encoder.sga import objective_for, ste_round
+
+    img = np.ascontiguousarray(np.asarray(Image.open(SAMPLE).convert("RGB"))[:320, :384])
+    m, a, y, z, inv_gain, lmbda = _latents(img, 50)
+    ph, pw = a.padded
+    x = effort_mod._window(img, 0, ph, 0, pw, "cpu")
+    whole = objective_for(m, x, inv_gain, lmbda, a.height, a.width)
+    with torch.enable_grad():
+        lat = [y.clone().requires_grad_(True), z.clone().requires_grad_(True)]
+        g_whole = torch.autograd.grad(whole.loss(lat, ste_round), lat)
+    core = ((128, 192), (128, 256))  # interior: context on every side
+    objective, ys, zs, masks = effort_mod.tile_problem(
+        m, img, a.padded, y, z, inv_gain, lmbda, core
+    )
+    with torch.enable_grad():
+        lat = [y[ys].clone().requires_grad_(True), z[zs].clone().requires_grad_(True)]
+        g_tile = torch.autograd.grad(objective.loss(lat, ste_round), lat)
+    n_whole, n_tile = a.height * a.width, objective.height * objective.width
+    for gw, gt, mask, sl in zip(g_whole, g_tile, masks, (ys, zs)):
+        on_core = mask.expand_as(gt).bool()
+        want = (gw[sl] * n_whole)[on_core]
+        got = (gt * n_tile)[on_core]
+        assert torch.allclose(got, want, rtol=1e-3, atol=1e-4 * want.abs().max())
+
+
+def test_tiled_refinement_is_never_worse(crop, monkeypatch):
+    """A large image is refined tile by tile; forced here on a small one with small tiles."""
+    img = np.ascontiguousarray(np.asarray(Image.open(SAMPLE).convert("RGB"))[:128, :192])
+    plain = codec.encode(img, 50)
+    monkeypatch.setattr(effort_mod, "WHOLE_PIXELS", 0)
+    monkeypatch.setattr(effort_mod, "TILE", 64)
+    monkeypatch.setitem(effort_mod.ITERATIONS, 2, 4)
+    calls = []
+    tiles = effort_mod.refine_tiles
+    monkeypatch.setattr(effort_mod, "refine_tiles", lambda *a: calls.append(len(a[7])) or tiles(*a))
+    tuned = codec.encode(img, 50, effort=2)
+    assert calls == [6]  # 2 x 3 tiles
+    assert _loss(img, tuned) <= _loss(img, plain)
+    assert np.array_equal(codec.decompress(tuned.data), tuned.reconstruction)
+
+
+def test_benchmark_report_per_level():
+    """benchmarks.effort's summary: BD-rates against effort 1, time per megapixel, peak memory,
+    and a count of points where a level did worse than effort 1."""
+    pytest.importorskip("bjontegaard")
+    from benchmarks.effort import effort_section
+
+    def curve(scale, loss):
+        return [
+            {
+                "quality": q,
+                "bpp": b * scale,
+                "psnr": p,
+                "ms_ssim_db": p / 2,
+                "rd_loss": loss,
+                "encode_s": 1.0,
+                "encode_s_per_mp": 4.0,
+                "encode_cpu_s_per_mp": 8.0,
+                "peak_bytes": 2**20,
+            }
+            for q, b, p in ((20, 0.2, 28.0), (50, 0.5, 32.0), (80, 1.0, 36.0))
+        ]
+
+    section = effort_section({1: {"a": curve(1, 1.0)}, 2: {"a": curve(0.9, 0.95)}}, ITERATIONS)
+    two = section["2"]
+    assert two["bd_rate_psnr_percent"] == pytest.approx(-10, abs=0.5)
+    assert two["bd_rate_ms_ssim_percent"] == pytest.approx(-10, abs=0.5)
+    assert two["points_worse_than_effort_1"] == 0 and two["peak_mib"] == 1
+    assert section["1"]["encode_s_per_mp"] == 4.0 and "bd_rate_psnr_percent" not in section["1"]
+
+
+def test_objective_is_looked_up_by_network_class():
+    """Each architecture registers its relaxed objective; an unknown network is a clear error."""
+    from codec.encoder.sga import OBJECTIVES, MeanScaleObjective, objective_for
+
+    assert OBJECTIVES[type(codec.load_model().model).__name__] is MeanScaleObjective
+
+    class Unknown(torch.nn.Module):
+        pass
+
+    x = torch.zeros(1, 3, 64, 64)
+    with pytest.raises(codec.CodecError, match="Unknown"):
+        objective_for(Unknown(), x, torch.ones(1), 0.01, 64, 64)
