@@ -23,7 +23,7 @@ from codec.net.zoo import find_weights, load_network
 
 @pytest.fixture(scope="module")
 def stock():
-    return load_network(find_weights())
+    return load_network(find_weights("lcodec-msh-gain"))
 
 
 @pytest.mark.parametrize("inverse", [False, True])
@@ -72,7 +72,7 @@ def test_inference_transforms_leave_their_input_alone(stock):
 
 
 def test_inference_transforms_match_compressai(stock):
-    lm = codec.load_model(device="cpu")
+    lm = codec.load_model("lcodec-msh-gain", device="cpu")
     torch.manual_seed(1)
     x = torch.rand(1, 3, 128, 192)
     with torch.no_grad():
@@ -188,7 +188,7 @@ def test_encoder_hyper_latent_equals_the_decoded_one(stock):
         decoded = eb.decompress(eb.compress(z), z.shape[-2:])
         assert torch.equal(decoded, torch.round(z - medians) + medians)
     # And the whole latent path still round-trips through the real decoder.
-    lm = codec.load_model(device="cpu")
+    lm = codec.load_model("lcodec-msh-gain", device="cpu")
     y = torch.randn(1, stock.M, 8, 8) * 3
     with torch.no_grad():
         streams, z_shape, y_hat = encode_latents(lm.model, lm.coder.exact, y, banded=True)

@@ -35,7 +35,8 @@ def files():
     return {
         "rgb": codec.compress(rgb, 60),
         "rgba": codec.compress(rgba, 30),
-        "v2": codec.encode(rgb, 60, format_version=2).data,
+        "v2": codec.encode(rgb, 60, format_version=2, model="lcodec-msh-gain").data,
+        "v3": codec.compress(rgb, 60, model="lcodec-msh-gain"),
     }
 
 

@@ -150,7 +150,40 @@ class MeanScaleObjective:
 #: The objective class of each network class (by class name), built as
 #: ``Objective(model, x, inv_gain, lmbda, height, width)``. An architecture that supports effort
 #: adds its network's line here; codec/encoder/effort.py does not change.
+class ContextObjective(MeanScaleObjective):
+    """The objective of ``GainedContextHyperprior`` (architecture ``elic-gain``): the rate runs
+    through the context model, each group's anchors then the rest, and every decoded latent
+    that feeds a context is relaxed by ``quantize`` as the coder rounds it."""
+
+    def rate_and_latents(self, latents: list[Tensor], quantize: Quantizer) -> tuple[Tensor, Tensor]:
+        from ..net.elic_gain import checkerboard
+
+        y, z = latents
+        m = self.model
+        eb, gc = m.entropy_bottleneck, m.gaussian_conditional
+        z_hat = quantize(z - self.medians) + self.medians
+        z_lik = eb._likelihood(z_hat.permute(1, 0, 2, 3).reshape(z_hat.shape[1], 1, -1))
+        z_lik = z_lik[0] if isinstance(z_lik, tuple) else z_lik
+        bits = _bits(z_lik)
+        hyper = m.h_s(z_hat)
+        anchor = checkerboard(*y.shape[-2:], device=y.device)
+        decoded = []
+        for k, (o, c) in enumerate(zip(m.offsets, m.groups)):
+            yk = y[:, o : o + c]
+            before = torch.cat(decoded, 1) if k else None
+            first = m.group_params(k, hyper, before, None)
+            means = first.chunk(2, 1)[1]
+            anchors = (quantize(yk - means) + means) * anchor
+            second = m.group_params(k, hyper, before, m.spatial_context[k](anchors))
+            scales, means = torch.where(anchor, first, second).chunk(2, 1)
+            yk_hat = quantize(yk - means) + means
+            bits = bits + _bits(gc._likelihood(yk_hat, scales, means))
+            decoded.append(yk_hat)
+        return bits, torch.cat(decoded, 1)
+
+
 OBJECTIVES: dict[str, type] = {
+    "GainedContextHyperprior": ContextObjective,
     "GainedMeanScaleHyperprior": MeanScaleObjective,
 }
 

@@ -163,10 +163,12 @@ def _code_band(ctx: ExactContext, base: Tensor, step) -> Tensor:
 
 
 def encode_latents(
-    ctx: ExactContext, model, y: Tensor
+    ctx: ExactContext, model, y: Tensor, z: Tensor | None = None
 ) -> tuple[list[bytes], tuple[int, int], Tensor]:
-    """[z, y bands...] streams, z's shape and the decoded ``y_hat`` for a gained latent."""
-    z = model.h_a(y)
+    """[z, y bands...] streams, z's shape and the decoded ``y_hat`` for a gained latent;
+    ``z`` is the hyper-latent to send (the effort search optimises it), else ``h_a(y)``."""
+    if z is None:
+        z = model.h_a(y)
     eb = model.entropy_bottleneck
     z_strings = eb.compress(z)
     z_shape = tuple(z.shape[-2:])
@@ -243,8 +245,10 @@ class ElicGainCoder:
         self.model = model
         self.exact = ExactContext(model, device)
 
-    def encode(self, y: Tensor, version: int) -> tuple[list[bytes], tuple[int, int], Tensor]:
-        return encode_latents(self.exact, self.model, y)
+    def encode(
+        self, y: Tensor, version: int, z: Tensor | None = None
+    ) -> tuple[list[bytes], tuple[int, int], Tensor]:
+        return encode_latents(self.exact, self.model, y, z)
 
     def decode(self, streams: list[bytes], z_shape: tuple[int, int], version: int) -> Tensor:
         return decode_latents(self.exact, self.model, streams, z_shape)
