@@ -172,9 +172,13 @@ def test_benchmark_report_per_level():
 
 def test_objective_is_looked_up_by_network_class():
     """Each architecture registers its relaxed objective; an unknown network is a clear error."""
-    from codec.encoder.sga import OBJECTIVES, MeanScaleObjective, objective_for
+    from codec.encoder.sga import OBJECTIVES, ContextObjective, MeanScaleObjective, objective_for
 
-    assert OBJECTIVES[type(codec.load_model().model).__name__] is MeanScaleObjective
+    msh = codec.load_model("lcodec-msh-gain").model
+    assert OBJECTIVES[type(msh).__name__] is MeanScaleObjective
+    assert OBJECTIVES[type(codec.load_model("lcodec-elic-2026-12").model).__name__] is (
+        ContextObjective
+    )
 
     class Unknown(torch.nn.Module):
         pass
