@@ -296,10 +296,11 @@ def _main(argv: Sequence[str] | None) -> int:
         "paths": {
             "lcodec": "codec.compress(array) -> .lcz bytes; codec.decompress(bytes) -> array",
             "compressai": "array -> tensor, centred zero padding to a multiple of 64 "
-            "(compressai.ops.compute_padding), MeanScaleHyperprior.compress with the gain "
-            "after g_a; decompress with the inverse gain before g_s, crop, 8-bit array. "
-            "bytes are the entropy-coded strings only.",
-            "stages": "analysis = gains + g_a + h_a; entropy_encode = z and y coding (with the "
+            "(compressai.ops.compute_padding), CompressAI's compress of z and y with the gain "
+            "after g_a (MeanScaleHyperprior's for a mean-scale model; ChannelGroupsLatentCodec "
+            "over CheckerboardLatentCodec for a context model); decompress with the inverse "
+            "gain before g_s, crop, 8-bit array. bytes are the entropy-coded strings only.",
+            "stages": "analysis = gains + g_a; entropy_encode = h_a, z and y coding (with the "
             "z decode and h_s the encoder needs); entropy_decode = z decode + h_s + y decode; "
             "synthesis = inverse gain + g_s",
         },
