@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codec import metrics
+
 from .common.cli import Parser, UsageError
 from .common.cli import run as run_cli
 from .common.images import find_images, load_rgb
@@ -55,13 +57,12 @@ def run(data: str, quality: float) -> dict:
             out = png_dir / (src.stem + ".png")
             a, b = load_rgb(src), load_rgb(out)
             ok = a.shape == b.shape
-            mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2) if ok else np.nan
             rows.append(
                 {
                     "image": src.name,
                     "ok": bool(ok),
                     "bpp": 8 * lcz.stat().st_size / (a.shape[0] * a.shape[1]),
-                    "psnr": float(10 * np.log10(255**2 / max(mse, 1e-12))),
+                    "psnr": metrics.psnr(a, b) if ok else float("nan"),
                 }
             )
     return {

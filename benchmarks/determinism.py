@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import codec
+from codec import metrics
 from codec.net.ladder import quality_to_rate
 
 from .common.bdrate import bd_rate
@@ -73,11 +74,6 @@ def _perturbations(model, exact, z_hat):
     torch.set_num_threads(threads)
     with torch.backends.mkldnn.flags(enabled=False):
         yield ("onednn-off", *both(1, torch.float32))
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255**2 / max(mse, 1e-12)))
 
 
 def context_run(weights: str, paths: list, qualities: list[float]) -> dict:
@@ -157,7 +153,7 @@ def run(data: str, qualities: list[float], limit: int | None, weights: str) -> d
                 t = time.perf_counter()
                 out = codec.decompress(enc.data, device="cpu")
                 dec_t[version].append(time.perf_counter() - t)
-                rd[version][q].append((8 * len(enc.data) / (h * w), _psnr(img, out)))
+                rd[version][q].append((8 * len(enc.data) / (h * w), metrics.psnr(img, out)))
     for kind in mism:
         for name, m in mism[kind].items():
             m["index_rate"] = m["indexes"] / totals[kind][name]

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codec import metrics
+
 from .common.bdrate import monotone_curve
 from .common.cli import Parser, UsageError, image_paths, run
 from .common.jsonutil import write_json
@@ -105,9 +107,8 @@ def measure(weights: Path, images: list[np.ndarray], quality: float) -> tuple[fl
     for img in images:
         data = encode(img, quality, device="cpu", weights=str(weights)).data
         rec = decompress(data, device="cpu", weights=str(weights))
-        mse = np.mean((rec.astype(np.float64) - img.astype(np.float64)) ** 2)
-        bpp.append(8 * len(data) / (img.shape[0] * img.shape[1]))
-        psnr.append(10 * math.log10(255**2 / max(mse, 1e-10)))
+        bpp.append(metrics.bpp(len(data), img.shape[0] * img.shape[1]))
+        psnr.append(metrics.psnr(img, rec))
     return float(np.mean(bpp)), float(np.mean(psnr))
 
 

@@ -7,14 +7,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-EXTENSIONS = (".png", ".jpg", ".jpeg")
+from codec.files import is_image_file
 
 
 def find_images(root: str | Path, limit: int | None = None) -> list[Path]:
-    """PNG and JPEG files under ``root`` (recursive), sorted so runs are reproducible."""
+    """Image files under ``root`` (recursive; lcodec's one rule, ``codec.files.is_image_file``),
+    sorted so runs are reproducible."""
     root = Path(root)
     found = sorted(
-        (p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS),
+        (p for p in root.rglob("*") if p.is_file() and is_image_file(p)),
         key=lambda p: p.relative_to(root).as_posix(),
     )
     return found[:limit] if limit else found

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import save
 from tqdm import tqdm
 
+from .. import metrics
 from ..errors import CodecError
 from ..files import write_atomic
 from ..net import build_model
@@ -163,9 +164,8 @@ def measure_rd(weights: str | Path, val: str | Path, qualities: tuple[float, ...
         for img in tqdm(images, desc=f"rd q={q}", leave=False):
             data = encode(img, q, device="cpu", weights=str(weights)).data
             rec = decompress(data, device="cpu", weights=str(weights))
-            mse = np.mean((rec.astype(np.float64) - img.astype(np.float64)) ** 2)
-            bpp.append(8 * len(data) / (img.shape[0] * img.shape[1]))
-            psnr.append(10 * np.log10(255**2 / max(mse, 1e-10)))
+            bpp.append(metrics.bpp(len(data), img.shape[0] * img.shape[1]))
+            psnr.append(metrics.psnr(img, rec))
         points.append(
             {
                 "quality": q,
