@@ -45,6 +45,13 @@ def build_parser() -> Parser:
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     p.add_argument("--limit", type=int, default=40, help="images to load (default 40)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument(
+        "--architecture",
+        default="msh-gain",
+        choices=("msh-gain", "elic-gain"),
+        help="the network trained: the mean-scale model, or the context model (CompressAI's "
+        "example loop then runs around lcodec's network of it)",
+    )
     add_malloc_flag(p)
     p.add_argument(
         "--amp", action="store_true", help="bf16 autocast for every lcodec variant on CUDA"
@@ -70,8 +77,10 @@ def _timed_steps(step, sync, warmup: int, steps: int) -> list[float]:
     return times
 
 
-def compressai_loop(paths: list[Path], batch: int, crop: int, device):
-    """A step of CompressAI's example loop; returns the step function."""
+def compressai_loop(paths: list[Path], batch: int, crop: int, device, architecture: str):
+    """A step of CompressAI's example loop; returns the step function. The network is
+    CompressAI's MeanScaleHyperprior, or for another architecture lcodec's network of it (the
+    example loop around the same network)."""
     import torch
     from compressai.losses import RateDistortionLoss
     from compressai.models import MeanScaleHyperprior
@@ -93,7 +102,13 @@ def compressai_loop(paths: list[Path], batch: int, crop: int, device):
                 return self.t(im.convert("RGB"))
 
     loader = DataLoader(Files(), batch_size=batch, shuffle=True, drop_last=True, num_workers=2)
-    model = MeanScaleHyperprior(128, 192).to(device).train()
+    if architecture == "msh-gain":
+        model = MeanScaleHyperprior(128, 192).to(device).train()
+    else:
+        from codec.net import build_model
+        from codec.net.ladder import DEFAULT_LAMBDAS
+
+        model = build_model(architecture, 128, 192, DEFAULT_LAMBDAS).to(device).train()
     params = {n for n, p in model.named_parameters() if not n.endswith(".quantiles")}
     named = dict(model.named_parameters())
     opt = torch.optim.Adam((named[n] for n in sorted(params)), lr=1e-4)
@@ -122,7 +137,9 @@ def compressai_loop(paths: list[Path], batch: int, crop: int, device):
     return step
 
 
-def lcodec_loop(data: str, batch: int, crop: int, device, variant: str, amp: bool, limit: int):
+def lcodec_loop(
+    data: str, batch: int, crop: int, device, variant: str, amp: bool, limit: int, arch: str
+):
     """A step of lcodec's own loop (codec.train.loop.train_step); returns the step function."""
     import torch
 
@@ -133,7 +150,7 @@ def lcodec_loop(data: str, batch: int, crop: int, device, variant: str, amp: boo
     from codec.train.loop import split_parameters, train_step
 
     sampler = CropSampler(data, crop, limit=limit)
-    model = build_model(ARCHITECTURE, 128, 192, DEFAULT_LAMBDAS).to(device).train()
+    model = build_model(arch or ARCHITECTURE, 128, 192, DEFAULT_LAMBDAS).to(device).train()
     bf16 = variant.startswith("lcodec-bf16")
     channels_last = bf16 or variant in ("lcodec-channels-last", "lcodec-compile")
     if channels_last:
@@ -182,10 +199,17 @@ def _main(argv: Sequence[str] | None) -> int:
     for variant in variants:
         torch.manual_seed(0)
         if variant == "compressai":
-            step = compressai_loop(paths, args.batch, args.crop, device)
+            step = compressai_loop(paths, args.batch, args.crop, device, args.architecture)
         else:
             step = lcodec_loop(
-                args.data, args.batch, args.crop, device, variant, args.amp, args.limit
+                args.data,
+                args.batch,
+                args.crop,
+                device,
+                variant,
+                args.amp,
+                args.limit,
+                args.architecture,
             )
         times = _timed_steps(step, sync, args.warmup, args.steps)
         mean = sum(times) / len(times)
@@ -206,6 +230,7 @@ def _main(argv: Sequence[str] | None) -> int:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "architecture": args.architecture,
         "batch": args.batch,
         "crop": args.crop,
         "images": len(paths),
