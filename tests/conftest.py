@@ -26,3 +26,12 @@ def make_image(height: int, width: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture
 def image():
     return make_image(77, 101)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module whose figures must not depend on the thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

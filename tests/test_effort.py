@@ -21,12 +21,7 @@ from codec.metrics import file_rd_loss as rd_loss
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sample.jpg"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,7 @@ from codec.encoder.ratecontrol import Candidate, Target, search
 from codec.metrics import file_rd_loss as rd_loss
 from codec.metrics import psnr
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,8 @@ from torch import Tensor, nn
 from ..errors import CodecError
 from ..net.elic_gain import checkerboard
 from .exact import ACT_BITS, ACT_LIMIT, ExactHyperSynthesis, _layer_spec
-from .msh_gain import HYPER_HALO, UP, band_count, bands, safe_stream
+from .msh_gain import HYPER_HALO, MAX_BAND_SYMBOLS, UP, band_count, bands, safe_stream
 from .rans import symbol_coder
-
-MAX_BAND_SYMBOLS = 1 << 22
 
 
 def _specs(layers: list[nn.Module], device: torch.device) -> list[dict]:
