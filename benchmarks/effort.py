@@ -9,7 +9,11 @@ on the mean curves, plus the mean of per-image BD-rates). Then, at effort 1 and 
 the value reached, and how many targets were missed and why.
 
     python -m benchmarks.effort --data DIR --json OUT.json [--efforts 1,2,3] \\
-        [--qualities 20,50,80] [--limit N] [--crop N] [--threads N] [--no-targets]
+        [--qualities 20,50,80] [--limit N] [--crop N] [--threads N] [--no-targets] [--separate]
+
+Every level's file comes from one search per image and quality (``codec.encode_efforts``:
+the same bytes ``encode`` writes at that level), so all nine levels cost what level 9 alone
+does; ``--separate`` encodes each level on its own instead.
 """
 
 from __future__ import annotations
@@ -66,6 +70,19 @@ def build_parser() -> Parser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--weights", default=None, help="lcodec weights name or .safetensors path")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="images measured in this many worker processes at once, each with --threads "
+        "threads (default 1; times then include the workers' competition for cores)",
+    )
+    p.add_argument(
+        "--separate",
+        action="store_true",
+        help="encode every level on its own (default: one search per image and quality hands "
+        "back every level's file, the same bytes, at the cost of the highest level)",
+    )
     return p
 
 
@@ -85,42 +102,118 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def rd_points(codec, lm, img: np.ndarray, effort: int, qualities: list[float], kw: dict) -> list:
-    """One image's RD points at one effort: bytes, bpp, PSNR, MS-SSIM, RD loss, encode seconds
-    (and per megapixel), peak memory of the encode."""
+def _point(lm, img: np.ndarray, q: float, enc, seconds: float, cpu: float, peak: int) -> dict:
     import torch
 
     from codec.metrics import file_rd_loss as rd_loss
 
     h, w = img.shape[:2]
+    rate = torch.tensor([enc.container.rate], device=lm.device)
+    lmbda = float(lm.model.lmbda(rate)[0])
+    return {
+        "quality": q,
+        "bytes": len(enc.data),
+        "bpp": bpp(len(enc.data), h, w),
+        "psnr": psnr(img, enc.reconstruction),
+        "ms_ssim_db": ms_ssim_db(ms_ssim(img, enc.reconstruction)),
+        "rd_loss": rd_loss(img, enc.reconstruction, len(enc.data), lmbda),
+        "encode_s": seconds,
+        "encode_s_per_mp": seconds / (h * w / 1e6),
+        "encode_cpu_s_per_mp": cpu / (h * w / 1e6),
+        "peak_bytes": peak,
+    }
+
+
+def _timed(lm, fn):
+    """``fn()``, its wall-clock and CPU seconds, and the peak memory while it ran."""
+
+    def call():
+        _sync(lm.device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        _sync(lm.device)
+        return out, time.perf_counter() - t0, time.process_time() - c0
+
+    (out, seconds, cpu), peak, _ = peak_memory(call, lm.device)
+    return out, seconds, cpu, peak
+
+
+def rd_points(codec, lm, img: np.ndarray, effort: int, qualities: list[float], kw: dict) -> list:
+    """One image's RD points at one effort, each level encoded on its own: bytes, bpp, PSNR,
+    MS-SSIM, RD loss, encode seconds (and per megapixel), peak memory of the encode."""
     points = []
     for q in qualities:
-
-        def encode(q=q):
-            _sync(lm.device)
-            t0, c0 = time.perf_counter(), time.process_time()
-            enc = codec.encode(img, q, effort=effort, **kw)
-            _sync(lm.device)
-            return enc, time.perf_counter() - t0, time.process_time() - c0
-
-        (enc, seconds, cpu), peak, _ = peak_memory(encode, lm.device)
-        rate = torch.tensor([enc.container.rate], device=lm.device)
-        lmbda = float(lm.model.lmbda(rate)[0])
-        points.append(
-            {
-                "quality": q,
-                "bytes": len(enc.data),
-                "bpp": bpp(len(enc.data), h, w),
-                "psnr": psnr(img, enc.reconstruction),
-                "ms_ssim_db": ms_ssim_db(ms_ssim(img, enc.reconstruction)),
-                "rd_loss": rd_loss(img, enc.reconstruction, len(enc.data), lmbda),
-                "encode_s": seconds,
-                "encode_s_per_mp": seconds / (h * w / 1e6),
-                "encode_cpu_s_per_mp": cpu / (h * w / 1e6),
-                "peak_bytes": peak,
-            }
-        )
+        enc, seconds, cpu, peak = _timed(lm, lambda q=q: codec.encode(img, q, effort=effort, **kw))
+        points.append(_point(lm, img, q, enc, seconds, cpu, peak))
     return points
+
+
+def level_points(
+    codec, lm, img: np.ndarray, efforts: list[int], qualities: list[float], kw: dict
+) -> dict[int, list]:
+    """One image's RD points at every effort, from one search per quality
+    (``codec.encode_efforts``: each level's file is the one ``encode`` writes at that level).
+    A level's time is the plain encode's plus the search's time when it settled that level;
+    the peak memory is the whole search's, the same for every level above 1."""
+    points: dict[int, list] = {e: [] for e in efforts}
+    higher = [e for e in efforts if e > 1]
+    for q in qualities:
+        plain, base_s, base_cpu, base_peak = _timed(lm, lambda q=q: codec.encode(img, q, **kw))
+        levels, _, _, peak = (
+            _timed(lm, lambda q=q: codec.encode_efforts(img, q, higher, **kw))
+            if higher
+            else ({}, 0, 0, 0)
+        )
+        levels[1] = plain
+        for e in efforts:
+            enc = levels[e]
+            seconds = base_s + enc.search_seconds
+            cpu = base_cpu + enc.search_cpu_seconds
+            points[e].append(
+                _point(lm, img, q, enc, seconds, cpu, base_peak if e == 1 else max(peak, base_peak))
+            )
+    return points
+
+
+def _worker_init(threads: int | None) -> None:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _image_levels(img: np.ndarray, efforts: list[int], qualities: list[float], kw: dict):
+    """``level_points`` in a worker process (which loads the model once)."""
+    import codec
+
+    lm = codec.load_model(device=kw.get("device"), weights=kw.get("weights"))
+    return level_points(codec, lm, img, efforts, qualities, kw)
+
+
+def _all_levels(images: dict, efforts: list[int], qualities: list[float], kw: dict, args):
+    """``(name, level points)`` per image, in order; over ``--jobs`` worker processes (each
+    with ``--threads`` threads) when more than one."""
+    if args.jobs <= 1:
+        import codec
+        from codec.encoder.effort import progress
+
+        lm = codec.load_model(device=kw.get("device"), weights=kw.get("weights"))
+        for name, img in images.items():
+            with progress(tty_only=True):
+                yield name, level_points(codec, lm, img, efforts, qualities, kw)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        args.jobs, mp_context=ctx, initializer=_worker_init, initargs=(args.threads,)
+    ) as pool:
+        futures = {
+            n: pool.submit(_image_levels, img, efforts, qualities, kw) for n, img in images.items()
+        }
+        for name, future in futures.items():
+            yield name, future.result()
 
 
 def mean_curve(per_image: list[list[dict]]) -> list[dict]:
@@ -263,6 +356,8 @@ def _main(argv: Sequence[str] | None) -> int:
     root, paths = image_paths(args.data, args.limit)
     if args.crop is not None and args.crop < 1:
         raise UsageError("--crop must be at least 1")
+    if args.jobs < 1 or (args.jobs > 1 and args.separate):
+        raise UsageError("--jobs must be at least 1, and 1 with --separate")
     efforts = sorted({int(v) for v in _floats(args.efforts, "--efforts")})
     if not all(1 <= e <= 9 for e in efforts):
         raise UsageError("--efforts must be from 1 to 9")
@@ -288,14 +383,26 @@ def _main(argv: Sequence[str] | None) -> int:
     codec.encode(next(iter(images.values())), 50, **kw)  # warm-up: model load, first calls
 
     curves: dict[int, dict[str, list]] = {e: {} for e in efforts}
-    for effort in efforts:
-        for name, img in images.items():
-            with progress(tty_only=True):
-                curves[effort][name] = rd_points(codec, lm, img, effort, qualities, kw)
-            pts = curves[effort][name]
+    if args.separate:
+        for effort in efforts:
+            for name, img in images.items():
+                with progress(tty_only=True):
+                    curves[effort][name] = rd_points(codec, lm, img, effort, qualities, kw)
+                pts = curves[effort][name]
+                print(
+                    f"effort {effort} {name}: {sum(p['encode_s'] for p in pts):.1f} s "
+                    f"for {len(pts)} qualities",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    else:
+        for name, per_level in _all_levels(images, efforts, qualities, kw, args):
+            for effort, pts in per_level.items():
+                curves[effort][name] = pts
+            top = per_level[efforts[-1]]
             print(
-                f"effort {effort} {name}: {sum(p['encode_s'] for p in pts):.1f} s "
-                f"for {len(pts)} qualities",
+                f"{name}: effort {efforts[-1]} {sum(p['encode_s'] for p in top):.1f} s "
+                f"for {len(top)} qualities (all levels from one search each)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -309,6 +416,7 @@ def _main(argv: Sequence[str] | None) -> int:
             "qualities": qualities,
             "device": str(lm.device),
             "threads": torch.get_num_threads(),
+            "jobs": args.jobs,
             "torch": torch.__version__,
             "cpu": cpu_model(),
             "model": lm.weights.model_id,
@@ -318,6 +426,12 @@ def _main(argv: Sequence[str] | None) -> int:
             "rd_loss": "lambda(rate) * 255^2 * MSE + bpp of the real file (8-bit pixels)",
             "memory": describe(lm.device),
             "iterations": {str(e): ITERATIONS[e] for e in efforts},
+            "levels": "each level encoded on its own"
+            if args.separate
+            else "one search per image and quality to the highest level; each lower level's "
+            "file is the one encode writes at that level (tests/test_effort.py); its time is "
+            "the plain encode's plus the search's time at that level's budget; peak memory "
+            "is the whole search's",
         },
         "effort": effort_section(curves, ITERATIONS),
         "per_image": {str(e): c for e, c in curves.items()},

@@ -2,7 +2,7 @@
 costs in quality.
 
     python -m benchmarks.large --data DIR --out OUT [--size 6000x4000] [--quality 50]
-        [--threads 1] [--compare 2048x1536] [--skip-large]
+        [--effort 1] [--threads 1] [--compare 2048x1536] [--skip-large]
 
 The big image is a mosaic of the photos in ``DIR`` (each flipped in turn, so that the mosaic
 is not one photo repeated), written to ``OUT/large.png``. ``lcodec compress`` and
@@ -41,6 +41,7 @@ def build_parser() -> Parser:
     p.add_argument("--out", required=True, help="folder for the image, the files and large.json")
     p.add_argument("--size", default="6000x4000", help="WIDTHxHEIGHT (default 6000x4000)")
     p.add_argument("--quality", type=float, default=50.0)
+    p.add_argument("--effort", type=int, default=1, help="encoder effort of the compress run")
     p.add_argument("--threads", type=int, default=1, help="CPU threads of the codec processes")
     p.add_argument("--compare", default=None, help="WIDTHxHEIGHT crop for tiled vs untiled")
     p.add_argument("--skip-large", action="store_true", help="only the tiling comparison")
@@ -92,7 +93,14 @@ def timed_command(args: list[str], threads: int) -> dict:
     }
 
 
-def large(out: Path, photos: list[Path], size: tuple[int, int], quality: float, threads: int):
+def large(
+    out: Path,
+    photos: list[Path],
+    size: tuple[int, int],
+    quality: float,
+    threads: int,
+    effort: int = 1,
+):
     width, height = size
     src, lcz, back = out / "large.png", out / "large.lcz", out / "large.out.png"
     if not src.is_file() or Image.open(src).size != (width, height):
@@ -101,7 +109,9 @@ def large(out: Path, photos: list[Path], size: tuple[int, int], quality: float, 
     py = [sys.executable, "-m", "codec"]
     budget = ["--max-pixels", str(width * height)]
     enc = timed_command(
-        [*py, "compress", str(src), "-o", str(lcz), "-q", str(quality), "-f", *budget], threads
+        [*py, "compress", str(src), "-o", str(lcz), "-q", str(quality), "-f", *budget]
+        + ["--effort", str(effort)],
+        threads,
     )
     dec = timed_command([*py, "decompress", str(lcz), "-o", str(back), "-f", *budget], threads)
     original = np.asarray(Image.open(src).convert("RGB"))
@@ -109,6 +119,7 @@ def large(out: Path, photos: list[Path], size: tuple[int, int], quality: float, 
     return {
         "size": f"{width}x{height}",
         "megapixels": round(width * height / 1e6, 2),
+        "effort": effort,
         "bytes": lcz.stat().st_size,
         "bpp": 8 * lcz.stat().st_size / (width * height),
         "psnr": psnr(original, decoded),
@@ -175,7 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.skip_large:
         if not Path("/usr/bin/time").is_file():
             raise UsageError("needs /usr/bin/time (GNU time) to measure peak RSS")
-        report["large"] = large(out, photos, parse_size(args.size), args.quality, args.threads)
+        report["large"] = large(
+            out, photos, parse_size(args.size), args.quality, args.threads, args.effort
+        )
         print(report["large"], flush=True)
     write_json(report, out / "large.json")
     return 0

@@ -36,6 +36,7 @@ _LAZY = {
     "decode": "api",
     "decompress": "api",
     "encode": "api",
+    "encode_efforts": "api",
     "load_model": "runtime",
     "compress_many": "batch",
     "decompress_many": "batch",
@@ -55,6 +56,7 @@ __all__ = [
     "decompress",
     "decompress_many",
     "encode",
+    "encode_efforts",
     "info",
     "load_model",
 ]

@@ -13,13 +13,22 @@ import numpy as np
 
 from . import bitstream, decoder
 from .bitstream import Container, info
-from .encoder.analysis import encode_picture
+from .encoder.analysis import encode_picture, encode_picture_budgets
 from .encoder.effort import DEFAULT_EFFORT, effort_iterations
 from .encoder.ratecontrol import TargetResult, parse_target
 from .errors import CodecError
 from .image import Picture, read_image
 
-__all__ = ["DEFAULT_QUALITY", "Encoded", "compress", "decode", "decompress", "encode", "info"]
+__all__ = [
+    "DEFAULT_QUALITY",
+    "Encoded",
+    "compress",
+    "decode",
+    "decompress",
+    "encode",
+    "encode_efforts",
+    "info",
+]
 
 DEFAULT_QUALITY = 50.0
 
@@ -32,6 +41,8 @@ class Encoded:
     reconstruction: np.ndarray | None  # None when asked not to reconstruct
     container: Container
     target: TargetResult | None = None  # how a bpp, size or PSNR target was met, if one was set
+    search_seconds: float = 0.0  # how long the effort search ran (0 at effort 1)
+    search_cpu_seconds: float = 0.0  # its process CPU time, all threads
 
 
 def encode(
@@ -78,7 +89,40 @@ def encode(
         iterations,
         reconstruct,
     )
-    return Encoded(data=trial.data, reconstruction=recon, container=trial.container, target=result)
+    return Encoded(
+        trial.data,
+        recon,
+        trial.container,
+        result,
+        trial.search_seconds,
+        trial.search_cpu_seconds,
+    )
+
+
+def encode_efforts(
+    image,
+    quality: float = DEFAULT_QUALITY,
+    efforts=tuple(range(1, 10)),
+    device=None,
+    weights: str | None = None,
+    *,
+    precision: str | None = None,
+    max_pixels: int | None = None,
+) -> dict[int, Encoded]:
+    """``encode(image, quality, effort=N)`` for each N of ``efforts``, at the cost of the
+    highest alone: the search's schedule depends on the step count only, so every lower level's
+    file is the best one found on the way (codec/encoder/effort.py). Images too large to be
+    refined whole run one search per level. For comparing levels; ``.search_seconds`` is how
+    long the search had run when each level's file was settled.
+    """
+    levels = sorted({int(effort) for effort in efforts})
+    budgets = [effort_iterations(e) for e in levels]
+    pic = read_image(image, max_pixels)
+    coded = encode_picture_budgets(pic, weights, device, precision, quality, budgets)
+    return {
+        e: Encoded(t.data, recon, t.container, None, t.search_seconds, t.search_cpu_seconds)
+        for e, (t, recon) in zip(levels, coded)
+    }
 
 
 def compress(

@@ -22,17 +22,33 @@ _M_MMAP_THRESHOLD = -3
 LIMIT = 64 << 20
 
 
+def _glibc():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "gnu_get_libc_version") else None
+
+
+def release_freed_memory() -> bool:
+    """Hand the heap's free pages back to the kernel (glibc ``malloc_trim``), after a phase
+    whose large freed blocks the next phase will not reuse, so that its peak does not stack
+    on them. False where the C library is not glibc."""
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "malloc_trim"):
+        return False
+    libc.malloc_trim(0)
+    return True
+
+
 def reuse_freed_memory(limit: int = LIMIT) -> bool:
     """Serve blocks up to ``limit`` bytes from the heap and keep freed ones for reuse.
 
     Returns False where the C library has no glibc ``mallopt`` (musl, macOS, Windows).
     """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return False
+    libc = _glibc()
     # Only glibc's mallopt takes these parameter numbers.
-    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
+    if libc is None or not hasattr(libc, "mallopt"):
         return False
     mallopt = libc.mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

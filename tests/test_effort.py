@@ -14,6 +14,7 @@ from PIL import Image
 
 import codec
 from codec.encoder import effort as effort_mod
+from codec.encoder import sga
 from codec.encoder.effort import ITERATIONS
 from codec.encoder.sga import SGA, temperature
 from codec.metrics import file_rd_loss as rd_loss
@@ -65,7 +66,26 @@ def test_sga_anneals_to_rounding():
     # Far from the midpoints, a cold draw is the rounding.
     away = (v - torch.floor(v) - 0.5).abs() > 0.05
     assert torch.allclose(cold[away], torch.round(v)[away], atol=1e-3)
-    assert temperature(0, 10) == pytest.approx(0.5) and temperature(9, 10) == pytest.approx(0.05)
+    assert temperature(0, 20) == pytest.approx(sga.TAU_START)
+    assert temperature(10, 20) < temperature(5, 20) < sga.TAU_START
+    assert temperature(20, 20) == pytest.approx(sga.TAU_END)
+    assert temperature(500, 20) == pytest.approx(sga.TAU_END)
+    assert effort_mod.horizon() == ITERATIONS[9]
+
+
+def test_one_search_gives_every_level_as_encode_writes_it(crop):
+    """Each level's schedule is the beginning of the next one's, so the benchmark's single
+    search to the highest level must hand back exactly the files each level writes alone,
+    and a higher level's file is never worse on the image than a lower one's."""
+    levels = codec.encode_efforts(crop, 40, efforts=(1, 2, 3))
+    losses = []
+    for effort, enc in levels.items():
+        alone = codec.encode(crop, 40, effort=effort)
+        assert enc.data == alone.data, f"effort {effort} differs from its own encode"
+        assert np.array_equal(enc.reconstruction, alone.reconstruction)
+        losses.append(_loss(crop, enc))
+    assert losses[0] >= losses[1] >= losses[2] and losses[2] < losses[0]
+    assert levels[1].search_seconds == 0 < levels[2].search_seconds <= levels[3].search_seconds
 
 
 def test_progress_bar_on_request(crop, capsys):
@@ -117,6 +137,22 @@ def test_a_tile_sees_the_whole_image_loss(crop):
         want = (gw[sl] * n_whole)[on_core]
         got = (gt * n_tile)[on_core]
         assert torch.allclose(got, want, rtol=1e-3, atol=1e-4 * want.abs().max())
+
+
+def test_bf16_steers_the_search_but_never_judges_it(crop):
+    """The relaxed loss may run the synthesis in bf16 (speed); a judging loss never does."""
+    from codec.encoder.sga import hard_round, objective_for
+
+    m, a, y, z, inv_gain, lmbda = _latents(crop, 50)
+    ph, pw = a.padded
+    x = effort_mod._window(crop, 0, ph, 0, pw, "cpu")
+    exact = objective_for(m, x, inv_gain, lmbda, a.height, a.width)
+    fast = objective_for(m, x, inv_gain, lmbda, a.height, a.width, bf16=True)
+    with torch.no_grad():
+        judged = [float(o.loss([y, z], hard_round, judge=True)) for o in (exact, fast)]
+        relaxed = [float(o.loss([y, z], hard_round)) for o in (exact, fast)]
+    assert judged[0] == judged[1]
+    assert relaxed[0] != relaxed[1] and relaxed[1] == pytest.approx(relaxed[0], rel=0.01)
 
 
 def test_tiled_refinement_is_never_worse(crop, monkeypatch):

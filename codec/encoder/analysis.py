@@ -7,6 +7,7 @@ where a reconstruction is needed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -35,6 +36,10 @@ class Trial:
     data: bytes
     y_hat: Tensor
     inv_gain: Tensor
+    #: Wall-clock and CPU seconds the effort search had run when it settled this trial's
+    #: latents (0 without effort).
+    search_seconds: float = 0.0
+    search_cpu_seconds: float = 0.0
 
 
 class Analysis:
@@ -68,25 +73,47 @@ class Analysis:
 
     def trial(self, quality: float, iterations: int = 0) -> Trial:
         """Code at ``quality``, optimising the latents for ``iterations`` steps first."""
+        return self.trials(quality, [iterations])[0]
+
+    def trials(self, quality: float, budgets: Sequence[int]) -> list[Trial]:
+        """Code at ``quality`` after each of ``budgets`` optimisation steps (ascending): the
+        same trials as one ``trial`` per budget, from one search where the image is small
+        enough to be refined whole (codec/encoder/effort.py)."""
         rate = self.rate_of(quality)
         rate_t = torch.tensor([rate], dtype=torch.float32, device=self.device)
         with torch.no_grad():
             gain, inv_gain = self.model.gains(rate_t)
             y = self.latent * gain
-        z = None
-        if iterations:
-            lmbda = float(self.model.lmbda(rate_t)[0])
-            y, z = refine_latents(
-                self.model,
-                self.pixels,
-                self.padded,
-                y,
-                inv_gain,
-                lmbda,
-                iterations,
-                lambda v, w: self._true_loss(v, w, inv_gain, lmbda),
-                label=f"q={float(quality):g}",
-            )
+        budgets = sorted(set(budgets))
+        if budgets == [0]:
+            return [self._code(y, None, quality, rate, inv_gain)]
+        lmbda = float(self.model.lmbda(rate_t)[0])
+        refined = refine_latents(
+            self.model,
+            self.pixels,
+            self.padded,
+            y,
+            inv_gain,
+            lmbda,
+            budgets,
+            lambda v, w: self._true_loss(v, w, inv_gain, lmbda),
+            label=f"q={float(quality):g}",
+        )
+        return [
+            self._code(y_b, z_b, quality, rate, inv_gain, r.seconds, r.cpu_seconds)
+            for y_b, z_b, r in refined
+        ]
+
+    def _code(
+        self,
+        y: Tensor,
+        z: Tensor | None,
+        quality: float,
+        rate: float,
+        inv_gain: Tensor,
+        seconds: float = 0.0,
+        cpu_seconds: float = 0.0,
+    ) -> Trial:
         with torch.no_grad():
             streams, z_shape, y_hat = self.coder.encode(y, self.format_version, z)
         c = Container(
@@ -103,7 +130,8 @@ class Analysis:
             version=self.format_version,
             **self.header,
         )
-        return Trial(container=c, data=bitstream.pack(c), y_hat=y_hat, inv_gain=inv_gain)
+        data = bitstream.pack(c)
+        return Trial(c, data, y_hat, inv_gain, seconds, cpu_seconds)
 
     def reconstruction(self, trial: Trial) -> np.ndarray:
         """The pixels the decoder will produce from ``trial``'s file."""
@@ -163,6 +191,31 @@ def side_info(pic: Picture, version: int) -> dict:
     }
 
 
+def prepare(
+    pic: Picture,
+    weights: str | None,
+    device: str | None,
+    precision: str | None,
+    format_version: int | None,
+    quality: float | None = None,
+) -> Analysis:
+    """``pic`` after the analysis transform of the release ``weights`` names, with the header
+    its files will carry. Everything the header needs, and ``quality`` when given, is checked
+    before the model loads. ``format_version`` ``None`` is the newest version the release's
+    architecture writes."""
+    w = find_weights(weights)
+    writes = architecture(w.manifest["architecture"]).writes
+    version = writes[-1] if format_version is None else format_version
+    if version not in writes:
+        raise CodecError(f"cannot write format version {version} with model {w.model_id}")
+    header = side_info(pic, version)
+    lm = runtime.load_model(w, device, precision)
+    levels = lm.model.levels
+    if quality is not None:
+        quality_to_rate(quality, levels)  # fail on a bad quality before any work
+    return Analysis(lm, pic.rgb(), version, lambda q: quality_to_rate(q, levels), header)
+
+
 def encode_picture(
     pic: Picture,
     weights: str | None,
@@ -176,21 +229,10 @@ def encode_picture(
 ) -> tuple[Trial, np.ndarray | None, TargetResult | None]:
     """Code ``pic`` with the release ``weights`` names: the chosen trial, the reconstruction in
     the image's own layout (when asked for, or made anyway by a PSNR target), how a target was
-    met. Everything the header needs is checked before the model loads.
-
-    ``format_version`` ``None`` is the newest version the release's architecture writes.
-    """
-    w = find_weights(weights)
-    writes = architecture(w.manifest["architecture"]).writes
-    version = writes[-1] if format_version is None else format_version
-    if version not in writes:
-        raise CodecError(f"cannot write format version {version} with model {w.model_id}")
-    header = side_info(pic, version)
-    lm = runtime.load_model(w, device, precision)
-    levels = lm.model.levels
-    if target is None:
-        quality_to_rate(quality, levels)  # fail on a bad quality before any work
-    analysis = Analysis(lm, pic.rgb(), version, lambda q: quality_to_rate(q, levels), header)
+    met."""
+    analysis = prepare(
+        pic, weights, device, precision, format_version, quality if target is None else None
+    )
     recon, result = None, None
     if target is None:
         trial = analysis.trial(quality, iterations)
@@ -198,6 +240,27 @@ def encode_picture(
         trial, recon, result = analysis.search(target, iterations)
     if reconstruct and recon is None:
         recon = analysis.reconstruction(trial)
-    if recon is not None:  # in the image's own layout, as decompress returns it
-        recon = decoded_picture(recon, pic.is_gray, pic.alpha).pixels
-    return trial, recon, result
+    return trial, own_layout(recon, pic), result
+
+
+def encode_picture_budgets(
+    pic: Picture,
+    weights: str | None,
+    device: str | None,
+    precision: str | None,
+    quality: float,
+    budgets: Sequence[int],
+) -> list[tuple[Trial, np.ndarray]]:
+    """The trial and reconstruction (in the image's own layout) after each of ``budgets``
+    optimisation steps, ascending, from one search (``Analysis.trials``)."""
+    analysis = prepare(pic, weights, device, precision, None, quality)
+    return [
+        (t, own_layout(analysis.reconstruction(t), pic)) for t in analysis.trials(quality, budgets)
+    ]
+
+
+def own_layout(recon: np.ndarray | None, pic: Picture) -> np.ndarray | None:
+    """A reconstruction in the image's own layout, as decompress returns it."""
+    if recon is None:
+        return None
+    return decoded_picture(recon, pic.is_gray, pic.alpha).pixels

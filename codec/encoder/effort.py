@@ -24,9 +24,11 @@ worse file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -34,6 +36,8 @@ import torch
 from torch import Tensor
 
 from ..errors import CodecError
+from ..hardware import native_bf16
+from ..malloc import release_freed_memory
 from ..net.tiling import DOWN, spans
 from .sga import SGA, Objective, hard_round, objective_for, temperature
 
@@ -45,22 +49,56 @@ HYPER = 64
 ITERATIONS: dict[int, int] = {1: 0, 2: 10, 3: 20, 4: 40, 5: 80, 6: 150, 7: 250, 8: 400, 9: 600}
 DEFAULT_EFFORT = 1
 
-#: Adam's step on the latents (gained: a unit quantization grid), constant over the run.
-#: Measured on 128x128 crops at 40 steps: 0.01 beat 0.005, 0.02, 0.05 and 0.1 (0.05 and up
-#: made the file worse than the plain one, as straight-through rounding did at any step).
+#: Adam's step on the latents (gained: a unit quantization grid), constant over the run
+#: (chosen by measurement, docs/EFFORT.md).
 LEARNING_RATE = 0.01
-#: SGA temperature at the first and the last step (geometric in between).
-TAU_START, TAU_END = 0.5, 0.05
 #: Images of at most this many (padded) pixels are refined in one piece; larger ones tile by
 #: tile, cores of ``TILE`` pixels with ``HALO`` pixels of context on every side (multiples of 64:
 #: the hyper-latent grid). The context covers the synthesis transform's reach (a few latents)
-#: and the hyper-synthesis' (two hyper-latents) twice over.
+#: and the hyper-synthesis' (two hyper-latents) twice over. The window's forward and backward
+#: pass is the search's memory, so ``TILE`` keeps a 24-megapixel photo within the plain
+#: encode's bound (docs/EFFORT.md).
 WHOLE_PIXELS = 1 << 19
-TILE = 512
+TILE = 384
 HALO = 128
-#: How many times during a run the true (coded) loss of the current latents is measured; the
-#: last step is always measured.
-CHECKS = 6
+#: Whether the relaxed loss runs the synthesis transform in bfloat16 autocast: ``None`` where
+#: the device computes bf16 natively (codec.hardware.native_bf16). It only steers the search;
+#: every candidate is judged in float32 by its real file, so it changes speed, not safety.
+SEARCH_BF16: bool | None = None
+
+
+def horizon() -> int:
+    """The steps over which SGA's temperature falls: the top level's budget, for every level.
+    A level's search is then the beginning of the next level's (one search yields them all),
+    and the top level gets the long, slow anneal that gains most (docs/EFFORT.md compares
+    anneals over each level's own budget and anneals restarted at every level)."""
+    return max(ITERATIONS.values())
+
+
+def checked(step: int, budgets: Sequence[int] = ()) -> bool:
+    """Whether the true loss is measured after ``step`` (counted from 1) steps: often early,
+    where each step moves the loss most, every 10 steps later, and at every level's budget.
+
+    Like the temperature, this depends on the step alone, not on the run's length: a run of
+    ``ITERATIONS[n]`` steps is the first part of every longer run, judged at the same points.
+    """
+    return (
+        step % 10 == 0
+        or (step <= 20 and step % 2 == 0)
+        or step in ITERATIONS.values()
+        or step in budgets
+    )
+
+
+@dataclass
+class Refined:
+    """The best latents of a search at one budget (None: none beat the start), and the
+    wall-clock and CPU seconds the search had run when it reached that budget."""
+
+    latents: list[Tensor] | None
+    seconds: float
+    cpu_seconds: float
+
 
 #: Whether refinement draws a progress bar (with an estimate of the time left) on stderr:
 #: False, True, or None for "when stderr is a terminal".
@@ -90,49 +128,61 @@ def effort_iterations(effort: int) -> int:
 def refine(
     objective: Objective,
     latents: list[Tensor],
-    iterations: int,
+    budgets: int | Sequence[int],
     true_loss: Callable[[list[Tensor]], float],
     *,
     masks: list[Tensor | None] | None = None,
     lr: float = LEARNING_RATE,
-    checks: int = CHECKS,
     seed: int = 0,
     bar=None,
-) -> list[Tensor] | None:
-    """Latents whose true loss beats ``latents``' own, or None when no candidate did.
+) -> list[Refined]:
+    """For each budget (steps, ascending), the latents whose true loss beats ``latents``' own
+    and every earlier candidate's, as found within that many steps.
 
     ``true_loss`` judges a list of latents like ``latents`` (hard-rounded as the coder rounds
-    them). ``masks`` (1 where a latent may change) freeze the rest, for a tile's context. The
-    draws are seeded, so the result is deterministic. Runs on whatever device the tensors are
-    on; the model's parameters get no gradients.
+    them) at the steps ``checked`` names. The temperature, the step size and the checks follow
+    the step count alone, so the answer for a budget is the same whatever other budgets one run
+    also reports: a search to effort 9 hands back every lower level's file on the way.
+    ``masks`` (1 where a latent may change) freeze the rest, for a tile's context. The draws
+    are seeded, so the result is deterministic. Runs on whatever device the tensors are on; the
+    model's parameters get no gradients.
     """
-    if iterations <= 0:
-        return None
+    budgets = sorted({budgets} if isinstance(budgets, int) else set(budgets))
+    t0, c0 = time.perf_counter(), time.process_time()
+    best = None
+    pending = [b for b in budgets if b > 0]
+    results = [Refined(None, 0.0, 0.0) for b in budgets if b <= 0]
+    if not pending:
+        return results
     with torch.no_grad():
-        best, best_loss = None, true_loss(latents)
-    every = max(1, iterations // max(1, checks))
+        best_loss = true_loss(latents)
     generator = torch.Generator().manual_seed(seed)
+    schedule = horizon()
     # Also under a caller's inference_mode: work on ordinary copies with autograd enabled.
     with torch.inference_mode(False), torch.enable_grad():
         free = [t.detach().clone().requires_grad_(True) for t in latents]
         opt = torch.optim.Adam(free, lr=lr)
-        for step in range(iterations):
-            tau = temperature(step, iterations, TAU_START, TAU_END)
-            loss = objective.loss(free, SGA(tau, generator))
+        for step in range(1, pending[-1] + 1):
+            loss = objective.loss(free, SGA(temperature(step - 1, schedule), generator))
             grads = torch.autograd.grad(loss, free)
             for i, (t, g) in enumerate(zip(free, grads)):
                 mask = masks[i] if masks is not None else None
                 t.grad = g if mask is None else g * mask
             opt.step()
-            if (step + 1) % every == 0 or step + 1 == iterations:
+            del loss, grads
+            if checked(step, pending):
                 candidate = [t.detach().clone() for t in free]
                 with torch.no_grad():
                     value = true_loss(candidate)
                 if value < best_loss:
                     best, best_loss = candidate, value
+            if step == pending[0]:
+                pending.pop(0)
+                elapsed = time.perf_counter() - t0, time.process_time() - c0
+                results.append(Refined(best, *elapsed))
             if bar is not None:
                 bar.update(1)
-    return best
+    return results
 
 
 def refine_latents(
@@ -142,47 +192,68 @@ def refine_latents(
     y: Tensor,
     inv_gain: Tensor,
     lmbda: float,
-    iterations: int,
+    budgets: Sequence[int],
     file_loss: Callable[[Tensor, Tensor | None], float],
     *,
     tile: int = 0,
     label: str = "effort",
-) -> tuple[Tensor, Tensor | None]:
-    """The ``(y, z)`` to code for ``pixels`` (HxWx3 uint8, edge-padded to ``padded``).
+) -> list[tuple[Tensor, Tensor | None, Refined]]:
+    """The ``(y, z)`` to code for ``pixels`` (HxWx3 uint8, edge-padded to ``padded``) at each
+    of ``budgets`` (steps), with how long the search took to get there.
 
     ``y`` is the gained forward-pass latent and ``file_loss(y, z)`` the true loss of the file a
-    pair codes to (``z`` None: ``h_a(y)``, the plain file). Returns ``(y, None)`` unless the
-    refined pair's file is better. An image of at most ``WHOLE_PIXELS`` (padded) is optimised
-    in one piece, every candidate judged by its real file; a larger one tile by tile
-    (``refine_tiles``), so that memory stays bounded.
+    pair codes to (``z`` None: ``h_a(y)``, the plain file). A budget's answer is ``(y, None)``
+    unless its refined pair's file is better. An image of at most ``WHOLE_PIXELS`` (padded)
+    is optimised in one piece, one search for all budgets, every candidate judged by its real
+    file; a larger one tile by tile (``refine_tiles``), one sweep per budget, so that memory
+    stays bounded.
     """
-    if iterations <= 0:
-        return y, None
+    budgets = sorted(set(budgets))
     height, width = pixels.shape[:2]
     ph, pw = padded
     tile = tile or TILE
     cores = [(r, c) for r in spans(ph, tile, 64) for c in spans(pw, tile, 64)]
     whole = ph * pw <= WHOLE_PIXELS or len(cores) == 1
-    bar = _bar(iterations * (1 if whole else len(cores)), label)
+    bf16 = native_bf16(y.device) if SEARCH_BF16 is None else SEARCH_BF16
+    total = budgets[-1] if whole else sum(budgets) * len(cores)
+    bar = _bar(total, label) if total else None
+    out = []
     try:
         if whole:
             x = _window(pixels, 0, ph, 0, pw, y.device)
-            objective = objective_for(model, x, inv_gain, lmbda, height, width)
+            objective = objective_for(model, x, inv_gain, lmbda, height, width, bf16)
             start = objective.start(y)
-            best = refine(
-                objective, start, iterations, lambda ls: file_loss(*objective.coded(ls)), bar=bar
+
+            def judge(ls: list[Tensor]) -> float:
+                return file_loss(*objective.coded(ls))
+
+            for r in refine(objective, start, budgets, judge, bar=bar):
+                pair = (y, None) if r.latents is None else objective.coded(r.latents)
+                out.append((*pair, r))
+            return out
+        for budget in budgets:
+            t0, c0 = time.perf_counter(), time.process_time()
+            if budget <= 0:
+                out.append((y, None, Refined(None, 0.0, 0.0)))
+                continue
+            y_new, z_new = refine_tiles(
+                model, pixels, padded, y, inv_gain, lmbda, budget, cores, bf16, bar
             )
-            return (y, None) if best is None else objective.coded(best)
-        y_new, z_new = refine_tiles(
-            model, pixels, padded, y, inv_gain, lmbda, iterations, cores, bar
-        )
+            # The windows' freed activations would otherwise sit under the judging encodes.
+            release_freed_memory()
+            # The tiles were judged by an estimate; the whole file decides.
+            better = file_loss(y_new, z_new) < file_loss(y, None)
+            release_freed_memory()
+            r = Refined(
+                [y_new, z_new] if better else None,
+                time.perf_counter() - t0,
+                time.process_time() - c0,
+            )
+            out.append((y_new, z_new, r) if better else (y, None, r))
+        return out
     finally:
         if bar is not None:
             bar.close()
-    # The tiles were judged by an estimate; the whole file decides.
-    if file_loss(y_new, z_new) < file_loss(y, None):
-        return y_new, z_new
-    return y, None
 
 
 def refine_tiles(
@@ -194,6 +265,7 @@ def refine_tiles(
     lmbda: float,
     iterations: int,
     cores: list[tuple[tuple[int, int], tuple[int, int]]],
+    bf16: bool = False,
     bar=None,
 ) -> tuple[Tensor, Tensor]:
     """Block-coordinate refinement: each tile's latents in turn, the others held fixed.
@@ -208,15 +280,17 @@ def refine_tiles(
         y = y.clone()
         z = model.h_a(y)
     for core in cores:
-        objective, ys, zs, masks = tile_problem(model, pixels, padded, y, z, inv_gain, lmbda, core)
+        objective, ys, zs, masks = tile_problem(
+            model, pixels, padded, y, z, inv_gain, lmbda, core, bf16
+        )
 
         def estimate(ls: list[Tensor], objective=objective) -> float:
-            return float(objective.loss(ls, hard_round, pixel_levels=True))
+            return float(objective.loss(ls, hard_round, judge=True))
 
-        best = refine(objective, [y[ys], z[zs]], iterations, estimate, masks=masks, bar=bar)
-        if best is not None:
-            y[ys], z[zs] = best
-        del objective, best
+        (r,) = refine(objective, [y[ys], z[zs]], iterations, estimate, masks=masks, bar=bar)
+        if r.latents is not None:
+            y[ys], z[zs] = r.latents
+        del objective, r
     return y, z
 
 
@@ -229,6 +303,7 @@ def tile_problem(
     inv_gain: Tensor,
     lmbda: float,
     core: tuple[tuple[int, int], tuple[int, int]],
+    bf16: bool = False,
 ):
     """One tile's objective on its window, the window's slices of ``y`` and ``z``, and the
     masks of the core's latents within them."""
@@ -250,7 +325,7 @@ def tile_problem(
         _core_mask(z[zs], r0 - a0, r1 - a0, c0 - b0, c1 - b0, HYPER),
     ]
     vh, vw = max(0, min(a1, height) - a0), max(0, min(b1, width) - b0)
-    return objective_for(model, x, inv_gain, lmbda, vh, vw), ys, zs, masks
+    return objective_for(model, x, inv_gain, lmbda, vh, vw, bf16), ys, zs, masks
 
 
 def _core_mask(t: Tensor, top: int, bottom: int, left: int, right: int, down: int) -> Tensor:

@@ -67,12 +67,16 @@ class SGA:
         return lo + torch.sigmoid((up - down + logistic) / self.tau)
 
 
-def temperature(step: int, steps: int, start: float = 0.5, end: float = 0.05) -> float:
-    """Geometric annealing from ``start`` to ``end`` over ``steps``: the shape of Yang et al.'s
-    exponential schedule, compressed to whatever budget an effort level has."""
-    if steps <= 1:
-        return end
-    return start * (end / start) ** (step / (steps - 1))
+#: SGA's temperature at the start of an anneal and at its end.
+TAU_START, TAU_END = 0.5, 0.05
+
+
+def temperature(step: int, horizon: int) -> float:
+    """SGA's temperature at ``step`` (from 0): geometric from ``TAU_START`` to ``TAU_END`` over
+    ``horizon`` steps, then ``TAU_END``. The shape of Yang et al.'s exponential schedule; on the
+    step count alone, so that a short search is the beginning of a longer one."""
+    frac = min(max(step, 0), horizon) / max(1, horizon)
+    return TAU_START * (TAU_END / TAU_START) ** frac
 
 
 class Objective(Protocol):
@@ -81,11 +85,9 @@ class Objective(Protocol):
     def start(self, y: Tensor) -> list[Tensor]:
         """The free latents to optimise, from the forward pass's gained ``y``."""
 
-    def loss(
-        self, latents: list[Tensor], quantize: Quantizer, pixel_levels: bool = False
-    ) -> Tensor:
+    def loss(self, latents: list[Tensor], quantize: Quantizer, judge: bool = False) -> Tensor:
         """Differentiable λ·255²·MSE + bpp with ``quantize`` standing in for rounding;
-        ``pixel_levels`` measures the distortion on 8-bit pixels, as a decoder outputs them."""
+        ``judge`` computes as a decoder does: float32 synthesis, distortion on 8-bit pixels."""
 
     def coded(self, latents: list[Tensor]) -> tuple[Tensor, Tensor | None]:
         """The ``(y, z)`` to hand to the entropy coder (``z`` None: the coder derives it)."""
@@ -105,9 +107,17 @@ class MeanScaleObjective:
     """
 
     def __init__(
-        self, model, x: Tensor, inv_gain: Tensor, lmbda: float, height: int, width: int
+        self,
+        model,
+        x: Tensor,
+        inv_gain: Tensor,
+        lmbda: float,
+        height: int,
+        width: int,
+        bf16: bool = False,
     ) -> None:
         self.model = model
+        self.bf16 = bf16
         self.x, self.inv_gain = x, inv_gain
         self.lmbda = float(lmbda)
         self.height, self.width = height, width
@@ -131,13 +141,14 @@ class MeanScaleObjective:
         y_lik = gc._likelihood(y_hat, scales, means)
         return _bits(z_lik) + _bits(y_lik), y_hat
 
-    def loss(
-        self, latents: list[Tensor], quantize: Quantizer, pixel_levels: bool = False
-    ) -> Tensor:
+    def loss(self, latents: list[Tensor], quantize: Quantizer, judge: bool = False) -> Tensor:
         bits, y_hat = self.rate_and_latents(latents, quantize)
         h, w = self.height, self.width
-        x_hat = self.model.g_s(y_hat * self.inv_gain)[..., :h, :w]
-        if pixel_levels:
+        # The synthesis is nearly all of a step's work; bf16 steers as well (docs/EFFORT.md).
+        with torch.autocast(y_hat.device.type, torch.bfloat16, enabled=self.bf16 and not judge):
+            x_hat = self.model.g_s(y_hat * self.inv_gain)
+        x_hat = x_hat.float()[..., :h, :w]
+        if judge:
             x_hat = x_hat.clamp(0, 1).mul(255).round().div(255)
         mse = (x_hat - self.x[..., :h, :w]).square().mean()
         return self.lmbda * 255**2 * mse + bits / (h * w)
@@ -147,9 +158,6 @@ class MeanScaleObjective:
         return y.detach(), z.detach()
 
 
-#: The objective class of each network class (by class name), built as
-#: ``Objective(model, x, inv_gain, lmbda, height, width)``. An architecture that supports effort
-#: adds its network's line here; codec/encoder/effort.py does not change.
 class ContextObjective(MeanScaleObjective):
     """The objective of ``GainedContextHyperprior`` (architecture ``elic-gain``): the rate runs
     through the context model, each group's anchors then the rest, and every decoded latent
@@ -182,6 +190,9 @@ class ContextObjective(MeanScaleObjective):
         return bits, torch.cat(decoded, 1)
 
 
+#: The objective class of each network class (by class name), built as
+#: ``Objective(model, x, inv_gain, lmbda, height, width, bf16)``. An architecture that supports
+#: effort adds its network's line here; codec/encoder/effort.py does not change.
 OBJECTIVES: dict[str, type] = {
     "GainedContextHyperprior": ContextObjective,
     "GainedMeanScaleHyperprior": MeanScaleObjective,
@@ -189,10 +200,17 @@ OBJECTIVES: dict[str, type] = {
 
 
 def objective_for(
-    model, x: Tensor, inv_gain: Tensor, lmbda: float, height: int, width: int
+    model,
+    x: Tensor,
+    inv_gain: Tensor,
+    lmbda: float,
+    height: int,
+    width: int,
+    bf16: bool = False,
 ) -> Objective:
     """The relaxed objective of ``model``'s architecture, looked up in ``OBJECTIVES`` by the
-    network's class name; ``CodecError`` for a network that has none."""
+    network's class name; ``CodecError`` for a network that has none. ``bf16`` runs the relaxed
+    loss's synthesis in bfloat16 autocast (never a judging loss)."""
     name = type(model).__name__
     try:
         cls = OBJECTIVES[name]
@@ -201,7 +219,7 @@ def objective_for(
             f"effort above 1 is not available for network {name}: "
             "no relaxed objective is registered for it"
         ) from None
-    return cls(model, x, inv_gain, lmbda, height, width)
+    return cls(model, x, inv_gain, lmbda, height, width, bf16)
 
 
 __all__ = [
@@ -210,6 +228,8 @@ __all__ = [
     "OBJECTIVES",
     "Objective",
     "Quantizer",
+    "TAU_END",
+    "TAU_START",
     "hard_round",
     "objective_for",
     "ste_round",
