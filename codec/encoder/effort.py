@@ -128,7 +128,7 @@ def effort_iterations(effort: int) -> int:
 def refine(
     objective: Objective,
     latents: list[Tensor],
-    budgets: int | Sequence[int],
+    budgets: Sequence[int],
     true_loss: Callable[[list[Tensor]], float],
     *,
     masks: list[Tensor | None] | None = None,
@@ -147,7 +147,7 @@ def refine(
     are seeded, so the result is deterministic. Runs on whatever device the tensors are on; the
     model's parameters get no gradients.
     """
-    budgets = sorted({budgets} if isinstance(budgets, int) else set(budgets))
+    budgets = sorted(set(budgets))
     t0, c0 = time.perf_counter(), time.process_time()
     best = None
     pending = [b for b in budgets if b > 0]
@@ -231,6 +231,7 @@ def refine_latents(
                 pair = (y, None) if r.latents is None else objective.coded(r.latents)
                 out.append((*pair, r))
             return out
+        plain_loss = None
         for budget in budgets:
             t0, c0 = time.perf_counter(), time.process_time()
             if budget <= 0:
@@ -242,7 +243,9 @@ def refine_latents(
             # The windows' freed activations would otherwise sit under the judging encodes.
             release_freed_memory()
             # The tiles were judged by an estimate; the whole file decides.
-            better = file_loss(y_new, z_new) < file_loss(y, None)
+            if plain_loss is None:
+                plain_loss = file_loss(y, None)
+            better = file_loss(y_new, z_new) < plain_loss
             release_freed_memory()
             r = Refined(
                 [y_new, z_new] if better else None,
@@ -287,7 +290,7 @@ def refine_tiles(
         def estimate(ls: list[Tensor], objective=objective) -> float:
             return float(objective.loss(ls, hard_round, judge=True))
 
-        (r,) = refine(objective, [y[ys], z[zs]], iterations, estimate, masks=masks, bar=bar)
+        (r,) = refine(objective, [y[ys], z[zs]], [iterations], estimate, masks=masks, bar=bar)
         if r.latents is not None:
             y[ys], z[zs] = r.latents
         del objective, r
