@@ -63,3 +63,14 @@ def test_banded_file_round_trips_exactly(monkeypatch, img, model):
     assert len(unpack(whole.data).streams) == 2
     diff = np.abs(whole.reconstruction.astype(int) - enc.reconstruction.astype(int))
     assert diff.mean() < 0.5  # the same image up to float rounding in the tiles
+
+
+@pytest.mark.parametrize("model", ["lcodec-msh-gain", "lcodec-elic-2026-12"])
+def test_band_parameters_in_column_pieces_are_the_whole_band_s(monkeypatch, img, model):
+    monkeypatch.setattr(entropy, "BAND_SYMBOLS", 192 * 16 * 3)
+    whole = codec.encode(img, 50, model=model)
+    monkeypatch.setattr(entropy, "HYPER_COLUMNS", 1)  # 4 hyper-latent columns: 4 pieces
+    pieces = codec.encode(img, 50, model=model)
+    assert len(unpack(pieces.data).streams) == 1 + 4
+    assert pieces.data == whole.data
+    assert np.array_equal(codec.decompress(pieces.data), whole.reconstruction)
