@@ -7,6 +7,7 @@ from conftest import make_image
 
 import codec
 from codec.bitstream import unpack
+from codec.entropy import exact
 from codec.entropy import msh_gain as entropy
 from codec.net import tiling
 
@@ -69,7 +70,7 @@ def test_banded_file_round_trips_exactly(monkeypatch, img, model):
 def test_band_parameters_in_column_pieces_are_the_whole_band_s(monkeypatch, img, model):
     monkeypatch.setattr(entropy, "BAND_SYMBOLS", 192 * 16 * 3)
     whole = codec.encode(img, 50, model=model)
-    monkeypatch.setattr(entropy, "HYPER_COLUMNS", 1)  # 4 hyper-latent columns: 4 pieces
+    monkeypatch.setattr(exact, "HYPER_COLUMNS", 1)  # 4 hyper-latent columns: 4 pieces
     pieces = codec.encode(img, 50, model=model)
     assert len(unpack(pieces.data).streams) == 1 + 4
     assert pieces.data == whole.data

@@ -23,14 +23,12 @@ from torch import Tensor, nn
 
 from ..errors import CodecError
 from ..net.elic_gain import checkerboard
-from .exact import ACT_BITS, ACT_LIMIT, ExactHyperSynthesis, _layer_spec
+from .exact import ACT_BITS, ACT_LIMIT, HYPER_HALO, ExactHyperSynthesis, _layer_spec
 from .msh_gain import (
-    HYPER_HALO,
     MAX_BAND_SYMBOLS,
     UP,
     band_count,
     bands,
-    by_columns,
     safe_stream,
 )
 from .rans import symbol_coder
@@ -136,7 +134,7 @@ class ExactContext:
         z0 = max(0, r0 // UP - HYPER_HALO)
         z1 = min(z_hat.shape[-2], -(-r1 // UP) + HYPER_HALO)
         symbols = self.hyper.symbols_from_z_hat(z_hat[..., z0:z1, :])
-        params = by_columns(lambda s: self.hyper.integer_params(s, self.split), symbols)
+        params = self.hyper.integer_params(symbols, self.split)
         off = z0 * UP
         return params[0, :, r0 - off : r1 - off].permute(1, 2, 0)[None]
 

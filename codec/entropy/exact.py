@@ -30,6 +30,13 @@ from torch import Tensor, nn
 
 ACT_BITS = 8  # activations on a 1/256 grid
 ACT_LIMIT = 2.0**20  # |activation| <= 4096.0: keeps every accumulator below 2**50
+#: Hyper-latents of context each side of a piece of the hyper-synthesis (a band's rows, a
+#: piece's columns): its two stride-2 5x5 transposed convolutions and a 3x3 convolution reach
+#: less than 2 hyper-latents away.
+HYPER_HALO = 2
+#: Hyper-latent columns per piece: the integer convolutions' buffers grow with the piece, so a
+#: wide image costs no more memory per band than a narrow one.
+HYPER_COLUMNS = 16
 WEIGHT_BITS = 15  # max |integer weight| <= 2**15
 SLOPE_NUM, SLOPE_SHIFT = 41, 12  # LeakyReLU slope 41/4096 ~ 0.01
 
@@ -125,7 +132,23 @@ class ExactHyperSynthesis:
         return out.clamp_(-ACT_LIMIT, ACT_LIMIT)
 
     def integer_params(self, z_symbols: Tensor, split: int = 1) -> Tensor:
-        """Integer output (scales then means, ``2**ACT_BITS`` per unit) from ``z`` symbols."""
+        """Integer output (scales then means, ``2**ACT_BITS`` per unit) from ``z`` symbols,
+        computed in pieces of ``HYPER_COLUMNS`` columns with ``HYPER_HALO`` real columns of
+        context on each side. The arithmetic is exact, so the pieces join into the whole
+        result bit for bit, while the float64 buffers stay those of one piece."""
+        cols = z_symbols.shape[-1]
+        if cols <= HYPER_COLUMNS + 2 * HYPER_HALO:
+            return self._integer_params(z_symbols, split)
+        pieces = []
+        for c0 in range(0, cols, HYPER_COLUMNS):
+            c1 = min(cols, c0 + HYPER_COLUMNS)
+            a0, a1 = max(0, c0 - HYPER_HALO), min(cols, c1 + HYPER_HALO)
+            out = self._integer_params(z_symbols[..., a0:a1], split)
+            up = out.shape[-1] // (a1 - a0)
+            pieces.append(out[..., (c0 - a0) * up : (c1 - a0) * up])
+        return torch.cat(pieces, -1)
+
+    def _integer_params(self, z_symbols: Tensor, split: int) -> Tensor:
         x = z_symbols.to(self.device, torch.float64) * 2.0**ACT_BITS
         x = (x + self.median_int[None, :, None, None]).permute(0, 2, 3, 1)
         for i, spec in enumerate(self.layers):

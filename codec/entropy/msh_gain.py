@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..bitstream import features
 from ..errors import CodecError
-from .exact import ExactHyperSynthesis
+from .exact import HYPER_HALO, ExactHyperSynthesis
 from .rans import symbol_coder
 
 Hyper = Callable[[Tensor], "tuple[Tensor, Tensor]"]
@@ -36,15 +36,8 @@ BAND_SYMBOLS = 1 << 20
 #: which the untiled encoders of those versions could not have made much larger.
 MAX_BAND_SYMBOLS = 1 << 22
 MAX_LEGACY_SYMBOLS = 1 << 25
-#: Hyper-latent rows of context on each side of a band: the hyper-synthesis (two stride-2 5x5
-#: transposed convolutions, a 3x3 convolution) reaches less than 2 rows away.
-HYPER_HALO = 2
 #: Latent rows per hyper-latent row.
 UP = 4
-#: Hyper-latent columns per piece of a band's hyper-synthesis (with ``HYPER_HALO`` columns of
-#: context on each side): the integer convolutions' buffers grow with the piece, so a wide
-#: image's bands cost no more memory than a narrow one's.
-HYPER_COLUMNS = 16
 
 
 def float_hyper(model) -> Hyper:
@@ -75,35 +68,11 @@ def bands(y_rows: int, count: int) -> list[tuple[int, int]]:
     return out
 
 
-def by_columns(f: Callable, z: Tensor):
-    """``f(z)`` for an exact hyper-synthesis ``f`` (a tensor or a tuple of tensors, ``UP``
-    latent columns per hyper-latent column), computed in pieces of ``HYPER_COLUMNS`` columns.
-
-    Each piece sees ``HYPER_HALO`` real columns on each side, as a band sees real rows, and the
-    arithmetic is exact, so the pieces join into ``f(z)`` bit for bit.
-    """
-    cols = z.shape[-1]
-    if cols <= HYPER_COLUMNS + 2 * HYPER_HALO:
-        return f(z)
-    pieces = []
-    for c0 in range(0, cols, HYPER_COLUMNS):
-        c1 = min(cols, c0 + HYPER_COLUMNS)
-        a0, a1 = max(0, c0 - HYPER_HALO), min(cols, c1 + HYPER_HALO)
-        out = f(z[..., a0:a1])
-        keep = slice((c0 - a0) * UP, (c1 - a0) * UP)
-        pieces.append(
-            tuple(t[..., keep] for t in out) if isinstance(out, tuple) else out[..., keep]
-        )
-    if isinstance(pieces[0], tuple):
-        return tuple(torch.cat(parts, -1) for parts in zip(*pieces))
-    return torch.cat(pieces, -1)
-
-
 def band_hyper(hyper: Hyper, z_hat: Tensor, r0: int, r1: int) -> tuple[Tensor, Tensor]:
     """Indexes and means of latent rows ``r0:r1``, from the hyper-latent rows they depend on."""
     z0 = max(0, r0 // UP - HYPER_HALO)
     z1 = min(z_hat.shape[-2], -(-r1 // UP) + HYPER_HALO)
-    indexes, means = by_columns(hyper, z_hat[..., z0:z1, :])
+    indexes, means = hyper(z_hat[..., z0:z1, :])
     off = z0 * UP
     return indexes[..., r0 - off : r1 - off, :], means[..., r0 - off : r1 - off, :]
 
