@@ -217,3 +217,30 @@ def test_objective_is_looked_up_by_network_class():
     x = torch.zeros(1, 3, 64, 64)
     with pytest.raises(codec.CodecError, match="Unknown"):
         objective_for(Unknown(), x, torch.ones(1), 0.01, 64, 64)
+
+
+def test_each_latent_is_drawn_once_under_the_relaxation(crop):
+    """The context model's spatial context must see the anchors that the rate and the
+    synthesis see: under a random relaxation, the relaxed rate equals the rate of the relaxed
+    latents themselves, recomputed with no rounding at all."""
+    from codec.encoder.sga import ContextObjective, objective_for
+
+    m, a, y, z, inv_gain, lmbda = _latents(crop, 50)
+    ph, pw = a.padded
+    x = effort_mod._window(crop, 0, ph, 0, pw, "cpu")
+    objective = objective_for(m, x, inv_gain, lmbda, a.height, a.width)
+    assert isinstance(objective, ContextObjective)
+    draws = SGA(0.5, torch.Generator().manual_seed(3))
+    calls = []
+
+    def relaxed(v):  # z is rounded (so that its value is known), every y residual drawn
+        calls.append(v.shape)
+        return torch.round(v) if len(calls) == 1 else draws(v)
+
+    with torch.no_grad():
+        bits, y_hat = objective.rate_and_latents([y, z], relaxed)
+        z_hat = torch.round(z - objective.medians) + objective.medians
+        again, y_again = objective.rate_and_latents([y_hat, z_hat], lambda v: v)
+    assert not torch.equal(y_hat, torch.round(y_hat)), "the relaxation drew nothing"
+    assert torch.allclose(y_again, y_hat, atol=1e-5)
+    assert float(again) == pytest.approx(float(bits), rel=1e-5)

@@ -161,7 +161,8 @@ class MeanScaleObjective:
 class ContextObjective(MeanScaleObjective):
     """The objective of ``GainedContextHyperprior`` (architecture ``elic-gain``): the rate runs
     through the context model, each group's anchors then the rest, and every decoded latent
-    that feeds a context is relaxed by ``quantize`` as the coder rounds it."""
+    that feeds a context is relaxed by ``quantize`` once, as the coder rounds it: the context,
+    the rate and the synthesis see the same draw."""
 
     def rate_and_latents(self, latents: list[Tensor], quantize: Quantizer) -> tuple[Tensor, Tensor]:
         from ..net.elic_gain import checkerboard
@@ -181,10 +182,11 @@ class ContextObjective(MeanScaleObjective):
             before = torch.cat(decoded, 1) if k else None
             first = m.group_params(k, hyper, before, None)
             means = first.chunk(2, 1)[1]
-            anchors = (quantize(yk - means) + means) * anchor
-            second = m.group_params(k, hyper, before, m.spatial_context[k](anchors))
+            # One draw per anchor: the context must see the anchors the rate and the synthesis see.
+            drawn = quantize(yk - means) + means
+            second = m.group_params(k, hyper, before, m.spatial_context[k](drawn * anchor))
             scales, means = torch.where(anchor, first, second).chunk(2, 1)
-            yk_hat = quantize(yk - means) + means
+            yk_hat = torch.where(anchor, drawn, quantize(yk - means) + means)
             bits = bits + _bits(gc._likelihood(yk_hat, scales, means))
             decoded.append(yk_hat)
         return bits, torch.cat(decoded, 1)
