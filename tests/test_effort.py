@@ -39,12 +39,22 @@ def _loss(img, enc):
     return rd_loss(img, enc.reconstruction, len(enc.data), lmbda)
 
 
+@pytest.fixture(scope="module")
+def window():
+    """A 96x96 window of the sample photo. With the default release, effort 2's ten steps find
+    nothing better for the 64x64 window at quality 30 (a file of a few dozen bytes), and the
+    guard rightly returns the plain file; this window is large enough to test the search."""
+    rgb = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    h, w = rgb.shape[:2]
+    return np.ascontiguousarray(rgb[h // 2 - 48 : h // 2 + 48, w // 2 - 48 : w // 2 + 48])
+
+
 @pytest.mark.parametrize("quality", [30, 70])
-def test_effort_changes_the_file_and_lowers_the_true_loss(crop, quality):
-    plain = codec.encode(crop, quality)
-    tuned = codec.encode(crop, quality, effort=2)
+def test_effort_changes_the_file_and_lowers_the_true_loss(window, quality):
+    plain = codec.encode(window, quality)
+    tuned = codec.encode(window, quality, effort=2)
     assert tuned.data != plain.data, "effort 2 silently returned the effort-1 file"
-    assert _loss(crop, tuned) < _loss(crop, plain)
+    assert _loss(window, tuned) < _loss(window, plain)
     assert np.array_equal(codec.decompress(tuned.data), tuned.reconstruction)
 
 
