@@ -25,12 +25,18 @@ SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sample.jpg"
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def crop():
-    """A 64x64 window of the repository's sample photo (textured: foliage and edges)."""
+def _centre(side: int) -> np.ndarray:
+    """A side x side window at the centre of the repository's sample photo (textured: foliage
+    and edges)."""
     rgb = np.asarray(Image.open(SAMPLE).convert("RGB"))
     h, w = rgb.shape[:2]
-    return np.ascontiguousarray(rgb[h // 2 - 32 : h // 2 + 32, w // 2 - 32 : w // 2 + 32])
+    top, left = h // 2 - side // 2, w // 2 - side // 2
+    return np.ascontiguousarray(rgb[top : top + side, left : left + side])
+
+
+@pytest.fixture(scope="module")
+def crop():
+    return _centre(64)
 
 
 def _loss(img, enc):
@@ -42,11 +48,9 @@ def _loss(img, enc):
 @pytest.fixture(scope="module")
 def window():
     """A 96x96 window of the sample photo. With the default release, effort 2's ten steps find
-    nothing better for the 64x64 window at quality 30 (a file of a few dozen bytes), and the
+    nothing better for the 64x64 window at quality 30 (a file of about 200 bytes), and the
     guard rightly returns the plain file; this window is large enough to test the search."""
-    rgb = np.asarray(Image.open(SAMPLE).convert("RGB"))
-    h, w = rgb.shape[:2]
-    return np.ascontiguousarray(rgb[h // 2 - 48 : h // 2 + 48, w // 2 - 48 : w // 2 + 48])
+    return _centre(96)
 
 
 @pytest.mark.parametrize("quality", [30, 70])
@@ -241,11 +245,12 @@ def test_each_latent_is_drawn_once_under_the_relaxation(crop):
     objective = objective_for(m, x, inv_gain, lmbda, a.height, a.width)
     assert isinstance(objective, ContextObjective)
     draws = SGA(0.5, torch.Generator().manual_seed(3))
-    calls = []
+    calls = 0
 
     def relaxed(v):  # z is rounded (so that its value is known), every y residual drawn
-        calls.append(v.shape)
-        return torch.round(v) if len(calls) == 1 else draws(v)
+        nonlocal calls
+        calls += 1
+        return torch.round(v) if calls == 1 else draws(v)
 
     with torch.no_grad():
         bits, y_hat = objective.rate_and_latents([y, z], relaxed)
