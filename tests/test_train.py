@@ -352,3 +352,70 @@ def test_a_stop_signal_ends_the_run_after_a_checkpoint(data_dir, tmp_path, monke
     monkeypatch.setattr(loop, "train_step", plain_step)
     cfg.steps = 4
     assert torch.load(train(cfg, progress=False), weights_only=False)["step"] == 4
+
+
+def test_the_clock_does_not_count_a_stopped_interval():
+    import signal
+
+    from codec.train.loop import TrainingClock
+
+    times = iter([0.0, 1.0, 2.5, 100.0, 101.0])
+    before = signal.getsignal(signal.SIGCONT)
+    with TrainingClock(10.0, now=lambda: next(times)) as clock:
+        assert clock.tick() == 11.0
+        assert clock.tick() == 12.5
+        signal.raise_signal(signal.SIGCONT)  # continued after a stop in the next interval
+        assert clock.tick() == 14.0  # 97.5 s stopped count as the interval before: 1.5 s
+        assert clock.tick() == 15.0
+    assert signal.getsignal(signal.SIGCONT) == before
+
+
+def test_a_stopped_and_continued_run_keeps_its_schedule(data_dir, tmp_path, monkeypatch):
+    import signal
+    import time
+
+    from codec.train import loop
+
+    plain_step = loop.train_step
+    calls = []
+
+    def step_with_a_pause(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # as if stopped (SIGSTOP, Ctrl-Z) for 2 s, then continued
+            time.sleep(2.0)
+            signal.raise_signal(signal.SIGCONT)
+        return plain_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", step_with_a_pause)
+    cfg = TrainConfig(data=str(data_dir), out=str(tmp_path / "run"), steps=4, **TINY)
+    state = torch.load(train(cfg, progress=False), weights_only=False)
+    assert state["step"] == 4
+    assert state["log"]["wall_s"] < 1.5
+
+
+def test_a_real_stop_is_not_counted(tmp_path):
+    import signal
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from codec.train.loop import TrainingClock\n"
+        "start = time.monotonic()\n"
+        "with TrainingClock() as clock:\n"
+        "    print('ready', flush=True)\n"
+        "    while clock.tick() < 1.0:\n"
+        "        time.sleep(0.01)\n"
+        "print(clock.total, time.monotonic() - start, flush=True)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    assert child.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    child.send_signal(signal.SIGSTOP)
+    time.sleep(2.0)
+    child.send_signal(signal.SIGCONT)
+    counted, elapsed = map(float, child.stdout.readline().split())
+    assert child.wait(timeout=30) == 0
+    assert elapsed > 2.5  # it was stopped for 2 s ...
+    assert counted < 1.2  # ... which the clock did not count

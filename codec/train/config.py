@@ -77,7 +77,11 @@ class TrainConfig:
     # Seconds; the schedule ends at whichever of steps or time is first.
     time_budget: float = field(
         default=0.0,
-        metadata=option("Seconds: end the schedule early at this time.", show_default=False),
+        metadata=option(
+            "Seconds of training, summed over restarts and not counting time the run was "
+            "stopped (SIGSTOP, Ctrl-Z): end the schedule early at this time.",
+            show_default=False,
+        ),
     )
     # None: on wherever the device computes bf16 natively (see ``native_bf16``).
     amp: bool | None = field(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -25,7 +24,7 @@ from ..net.elic_gain import ARCHITECTURE as ARCH
 from ..net.elic_gain import GROUPS, from_mean_scale
 from ..net.zoo import read_state
 from .data import list_images
-from .loop import EMA, StopRequests
+from .loop import EMA, StopRequests, TrainingClock
 
 
 def load_state(path: str) -> tuple[dict, tuple[float, ...]]:
@@ -211,11 +210,10 @@ def main(argv: list[str] | None = None) -> None:
         save_start(out / "phase1.pt", ema.averaged(model), lambdas, record)
 
     bar = tqdm(desc="phase 1", unit="step", initial=step, mininterval=10)
-    t0, wall0 = time.time(), wall
     model.train()
     if frozen:  # the hyper-latent rounded as the coder rounds it
         model.entropy_bottleneck.eval()
-    with StopRequests() as stop:
+    with StopRequests() as stop, TrainingClock(wall) as clock:
         while wall < a.time_budget and not stop.requested:
             progress = wall / a.time_budget
             scale = min(1.0, (step + 1) / a.warmup) * 0.5 * (1 + math.cos(math.pi * progress))
@@ -237,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
                 aux_opt.step()
             ema.update(model)
             step += 1
-            wall = wall0 + time.time() - t0
+            wall = clock.tick()
             bar.update(1)
             bar.set_postfix(bpp=f"{bpp.mean().item():.3f}")
             if step % a.eval_every == 0 and a.val:

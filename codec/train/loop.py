@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -196,6 +197,48 @@ class StopRequests:
             signal.signal(sig, handler)
 
 
+class TrainingClock:
+    """Wall seconds a run has trained, carried across restarts, less the time it was stopped.
+
+    A run paused with SIGSTOP or Ctrl-Z would otherwise spend its time budget, and so move its
+    learning-rate schedule, while it computed nothing. SIGCONT marks the interval in which the
+    run continued; that interval counts only as long as the one before it. ``now`` is the time
+    source (tests pass their own).
+    """
+
+    def __init__(self, before: float = 0.0, now: Callable[[], float] = time.monotonic):
+        self.total = before
+        self._now = now
+        self._last = now()
+        self._interval = 0.0
+        self._continued = False
+        self._previous = None
+
+    def _on_continue(self, signum, frame) -> None:
+        self._continued = True
+
+    def tick(self) -> float:
+        """Count the time since the last tick (one step's) and return the total."""
+        t = self._now()
+        dt = t - self._last
+        if self._continued:
+            dt, self._continued = min(dt, self._interval), False
+        self._last, self._interval = t, dt
+        self.total += dt
+        return self.total
+
+    def __enter__(self) -> TrainingClock:
+        sig = getattr(signal, "SIGCONT", None)  # not on Windows
+        if sig is not None and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(sig, self._on_continue)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGCONT, self._previous)
+            self._previous = None
+
+
 def checkpoint_path(out: str | Path) -> Path:
     return Path(out) / "checkpoint.pt"
 
@@ -279,10 +322,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", unit="step"
     )
     model.train()
-    t_start, wall_before = time.time(), log["wall_s"]
     log["amp"] = amp
-    progress = _progress(step, cfg, wall_before, world, device)
-    with StopRequests(enabled=world == 1) as stop:
+    progress = _progress(step, cfg, log["wall_s"], world, device)
+    with StopRequests(enabled=world == 1) as stop, TrainingClock(log["wall_s"]) as clock:
         while progress < 1.0:
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, cfg, progress if cfg.time_budget else None)
@@ -293,7 +335,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                 model, net, opt, aux_opt, x, cfg.clip, amp, cfg.rate_balance, ema
             )
             step += 1
-            progress = _progress(step, cfg, wall_before + time.time() - t_start, world, device)
+            wall = clock.tick()
+            progress = _progress(step, cfg, wall, world, device)
 
             if rank == 0:
                 psnr = -10 * math.log10(max(mse.item(), 1e-10))
@@ -313,7 +356,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                         }
                     )
                 if step % cfg.ckpt_every == 0 or progress >= 1.0 or stop.requested:
-                    log["wall_s"] = wall_before + time.time() - t_start
+                    log["wall_s"] = wall
                     log["hardware"] = _hardware(device, world)
                     save_checkpoint(ckpt, model, opt, aux_opt, step, cfg, log, ema)
                     (out / "log.json").write_text(
