@@ -359,14 +359,30 @@ def test_the_clock_does_not_count_a_stopped_interval():
 
     from codec.train.loop import TrainingClock
 
-    times = iter([0.0, 1.0, 2.5, 100.0, 101.0])
+    # The handler reads the clock too: it is continued at 99 s.
+    times = iter([0.0, 1.0, 2.5, 99.0, 100.0, 101.0, 102.0, 200.0, 300.0, 301.0])
     before = signal.getsignal(signal.SIGCONT)
     with TrainingClock(10.0, now=lambda: next(times)) as clock:
         assert clock.tick() == 11.0
         assert clock.tick() == 12.5
-        signal.raise_signal(signal.SIGCONT)  # continued after a stop in the next interval
-        assert clock.tick() == 14.0  # 97.5 s stopped count as the interval before: 1.5 s
+        signal.raise_signal(signal.SIGCONT)  # continued at 99 s, after a stop in this interval
+        assert clock.tick() == 14.0  # 97.5 s count as the interval before: 1.5 s
         assert clock.tick() == 15.0
+        assert clock.tick() == 16.0
+        # Stopped just after a tick read the time (200 s), continued at 200.5 s: the stop is
+        # in the next interval, not in the one that tick closes.
+        plain_now = clock._now
+
+        def read_then_stopped():
+            t = plain_now()
+            clock._continued_at = t + 0.5
+            return t
+
+        clock._now = read_then_stopped
+        assert clock.tick() == 16.0 + 98.0
+        clock._now = plain_now
+        assert clock.tick() == 16.0 + 98.0 + 98.0  # 100 s with the stop, capped at 98 s
+        assert clock.tick() == 16.0 + 98.0 + 98.0 + 1.0
     assert signal.getsignal(signal.SIGCONT) == before
 
 
@@ -381,16 +397,17 @@ def test_a_stopped_and_continued_run_keeps_its_schedule(data_dir, tmp_path, monk
 
     def step_with_a_pause(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:  # as if stopped (SIGSTOP, Ctrl-Z) for 2 s, then continued
-            time.sleep(2.0)
+        if len(calls) == 2:  # as if stopped (SIGSTOP, Ctrl-Z) for 4 s, then continued
+            time.sleep(4.0)
             signal.raise_signal(signal.SIGCONT)
         return plain_step(*args, **kwargs)
 
     monkeypatch.setattr(loop, "train_step", step_with_a_pause)
-    cfg = TrainConfig(data=str(data_dir), out=str(tmp_path / "run"), steps=4, **TINY)
+    cfg = TrainConfig(data=str(data_dir), out=str(tmp_path / "run"), steps=6, **TINY)
+    cfg.time_budget = 3.0  # the stop alone would have spent it: the run would end at step 2
     state = torch.load(train(cfg, progress=False), weights_only=False)
-    assert state["step"] == 4
-    assert state["log"]["wall_s"] < 1.5
+    assert state["step"] == 6
+    assert state["log"]["wall_s"] < 3.0
 
 
 def test_a_real_stop_is_not_counted(tmp_path):
@@ -410,12 +427,18 @@ def test_a_real_stop_is_not_counted(tmp_path):
     child = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path
     )
-    assert child.stdout.readline().strip() == "ready"
-    time.sleep(0.2)
-    child.send_signal(signal.SIGSTOP)
-    time.sleep(2.0)
-    child.send_signal(signal.SIGCONT)
-    counted, elapsed = map(float, child.stdout.readline().split())
-    assert child.wait(timeout=30) == 0
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.2)
+        child.send_signal(signal.SIGSTOP)
+        time.sleep(2.0)
+        child.send_signal(signal.SIGCONT)
+        counted, elapsed = map(float, child.stdout.readline().split())
+        assert child.wait(timeout=30) == 0
+    finally:
+        child.send_signal(signal.SIGCONT)  # never leave a stopped child behind
+        child.kill()
+        child.wait()
+        child.stdout.close()
     assert elapsed > 2.5  # it was stopped for 2 s ...
     assert counted < 1.2  # ... which the clock did not count

@@ -202,8 +202,8 @@ class TrainingClock:
 
     A run paused with SIGSTOP or Ctrl-Z would otherwise spend its time budget, and so move its
     learning-rate schedule, while it computed nothing. SIGCONT marks the interval in which the
-    run continued; that interval counts only as long as the one before it. ``now`` is the time
-    source (tests pass their own).
+    run continued; that interval counts only as long as the one before it (0 s when it is the
+    first). ``now`` is the time source (tests pass their own).
     """
 
     def __init__(self, before: float = 0.0, now: Callable[[], float] = time.monotonic):
@@ -211,18 +211,20 @@ class TrainingClock:
         self._now = now
         self._last = now()
         self._interval = 0.0
-        self._continued = False
+        self._continued_at: float | None = None
+        self._installed = False
         self._previous = None
 
     def _on_continue(self, signum, frame) -> None:
-        self._continued = True
+        self._continued_at = self._now()
 
     def tick(self) -> float:
         """Count the time since the last tick (one step's) and return the total."""
         t = self._now()
         dt = t - self._last
-        if self._continued:
-            dt, self._continued = min(dt, self._interval), False
+        # A continuation after ``t`` was read belongs to the next interval.
+        if self._continued_at is not None and self._continued_at <= t:
+            dt, self._continued_at = min(dt, self._interval), None
         self._last, self._interval = t, dt
         self.total += dt
         return self.total
@@ -231,12 +233,15 @@ class TrainingClock:
         sig = getattr(signal, "SIGCONT", None)  # not on Windows
         if sig is not None and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(sig, self._on_continue)
+            signal.siginterrupt(sig, False)  # native threads' blocking calls must not see EINTR
+            self._installed = True
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGCONT, self._previous)
-            self._previous = None
+        if self._installed:
+            previous = signal.SIG_DFL if self._previous is None else self._previous
+            signal.signal(signal.SIGCONT, previous)
+            self._installed = False
 
 
 def checkpoint_path(out: str | Path) -> Path:
