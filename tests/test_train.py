@@ -387,27 +387,34 @@ def test_the_clock_does_not_count_a_stopped_interval():
 
 
 def test_a_stopped_and_continued_run_keeps_its_schedule(data_dir, tmp_path, monkeypatch):
+    import functools
     import signal
-    import time
 
     from codec.train import loop
+
+    fake = {"t": 0.0}
+
+    def now():  # every reading 0.1 s after the last: a deterministic clock for the loop
+        fake["t"] += 0.1
+        return fake["t"]
 
     plain_step = loop.train_step
     calls = []
 
-    def step_with_a_pause(*args, **kwargs):
+    def step_with_a_stop(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:  # as if stopped (SIGSTOP, Ctrl-Z) for 4 s, then continued
-            time.sleep(4.0)
+        if len(calls) == 2:  # as if stopped (SIGSTOP, Ctrl-Z) for 1000 s, then continued
+            fake["t"] += 1000.0
             signal.raise_signal(signal.SIGCONT)
         return plain_step(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "train_step", step_with_a_pause)
+    monkeypatch.setattr(loop, "TrainingClock", functools.partial(loop.TrainingClock, now=now))
+    monkeypatch.setattr(loop, "train_step", step_with_a_stop)
     cfg = TrainConfig(data=str(data_dir), out=str(tmp_path / "run"), steps=6, **TINY)
-    cfg.time_budget = 3.0  # the stop alone would have spent it: the run would end at step 2
+    cfg.time_budget = 100.0  # the stop alone would have spent it: the run would end at step 2
     state = torch.load(train(cfg, progress=False), weights_only=False)
     assert state["step"] == 6
-    assert state["log"]["wall_s"] < 3.0
+    assert state["log"]["wall_s"] < 2.0
 
 
 def test_a_real_stop_is_not_counted(tmp_path):
