@@ -168,7 +168,30 @@ def train_step(
     return loss, bpp, mse, aux
 
 
-class StopRequests:
+class _SignalScope:
+    """Installs ``_handlers()`` for a with-block, from the main thread only (Python's rule), and
+    puts back what was there before: a handler installed outside Python reads as None and
+    comes back as the default action."""
+
+    _previous: dict
+
+    def _handlers(self) -> dict:
+        return {}
+
+    def __enter__(self):
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in self._handlers().items():
+                self._previous[sig] = signal.signal(sig, handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        self._previous = {}
+
+
+class StopRequests(_SignalScope):
     """SIGINT and SIGTERM, while active, ask the loop to stop after its current step.
 
     The loop then writes a checkpoint before it ends, so stopping a run loses no steps. Under
@@ -179,25 +202,17 @@ class StopRequests:
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, enabled: bool = True):
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.enabled = enabled
         self.requested = False
-        self._previous: dict = {}
 
     def _request(self, signum, frame) -> None:
         self.requested = True
 
-    def __enter__(self) -> StopRequests:
-        if self.enabled:
-            for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._request)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+    def _handlers(self) -> dict:
+        return {sig: self._request for sig in self.SIGNALS} if self.enabled else {}
 
 
-class TrainingClock:
+class TrainingClock(_SignalScope):
     """Wall seconds a run has trained, carried across restarts, less the time it was stopped.
 
     A run paused with SIGSTOP or Ctrl-Z would otherwise spend its time budget, and so move its
@@ -212,11 +227,19 @@ class TrainingClock:
         self._last = now()
         self._interval = 0.0
         self._continued_at: float | None = None
-        self._installed = False
-        self._previous = None
 
     def _on_continue(self, signum, frame) -> None:
         self._continued_at = self._now()
+
+    def _handlers(self) -> dict:
+        sig = getattr(signal, "SIGCONT", None)  # not on Windows
+        return {} if sig is None else {sig: self._on_continue}
+
+    def __enter__(self) -> TrainingClock:
+        super().__enter__()
+        for sig in self._previous:
+            signal.siginterrupt(sig, False)  # native threads' blocking calls must not see EINTR
+        return self
 
     def tick(self) -> float:
         """Count the time since the last tick (one step's) and return the total."""
@@ -228,20 +251,6 @@ class TrainingClock:
         self._last, self._interval = t, dt
         self.total += dt
         return self.total
-
-    def __enter__(self) -> TrainingClock:
-        sig = getattr(signal, "SIGCONT", None)  # not on Windows
-        if sig is not None and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(sig, self._on_continue)
-            signal.siginterrupt(sig, False)  # native threads' blocking calls must not see EINTR
-            self._installed = True
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._installed:
-            previous = signal.SIG_DFL if self._previous is None else self._previous
-            signal.signal(signal.SIGCONT, previous)
-            self._installed = False
 
 
 def checkpoint_path(out: str | Path) -> Path:
