@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Runs on a lent GPU machine, from the repository root, after benchmarks/gpu/prepare.sh here.
-# Call through the device tool with carry [".whl", ".data"] and a timeout that covers BUDGET
-# plus about 4 minutes. Fine-tunes the shipped weights for BUDGET seconds, exports them, checks
-# cross-device decoding with them, runs the GPU tests and the GPU speed benchmarks (coding in
-# float32 and float16, the float16 pixel error, training), and leaves weights, logs and JSON
-# figures in $OUT.
-# Rehearsal here: DEVICE=cpu PY=.venv/bin/python BUDGET=20 WARMUP=1 TS_STEPS=1 LIMIT=1 runs the
-# same steps on the CPU (nothing installed, the shipped weights left alone).
+# Call through the device tool with carry [".whl", ".data"] and timeout_s 600. Quick checks come
+# first, so a run cut short still brings back what matters most: cross-device decoding of the
+# default release, the GPU tests, a fine-tune of the default release for BUDGET seconds
+# (exported to $OUT for measuring here, never into codec/weights), the speed benchmarks, then
+# the effort levels. Each step is bounded by `timeout` and writes its own files in $OUT.
+# Rehearsal here: DEVICE=cpu PY=.venv/bin/python BUDGET=20 WARMUP=1 TS_STEPS=1 LIMIT=1 \
+#   EFFORT_LIMIT=1 EFFORTS=1,2 SCALE=5 runs the same steps on the CPU (nothing installed;
+#   SCALE multiplies every step's time limit).
 set -uo pipefail
 OUT=${OUT:-/tmp/lcodec-gpu-out}
-BUDGET=${BUDGET:-420}
+BUDGET=${BUDGET:-180}
 DEVICE=${DEVICE:-cuda}
 PY=${PY:-python3}
 TS_STEPS=${TS_STEPS:-20}
 LIMIT=${LIMIT:-8}
+EFFORT_LIMIT=${EFFORT_LIMIT:-2}
+EFFORTS=${EFFORTS:-1,2,3,4,5,6,7,8,9}
+SCALE=${SCALE:-1}
 mkdir -p "$OUT"
 if [ "$DEVICE" = cuda ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -21,25 +25,38 @@ if [ "$DEVICE" = cuda ]; then
   export PYTHONPATH=/tmp/site:$PWD
 fi
 export PYTHONUNBUFFERED=1
+step() { # step SECONDS NAME COMMAND...: run bounded, log to $OUT/NAME.log, show its tail
+  local limit=$(($1 * SCALE)) name=$2
+  shift 2
+  echo "== $name"
+  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  echo "rc=$?" >> "$OUT/$name.log"
+  tail -c 600 "$OUT/$name.log"
+}
 nvidia-smi --query-gpu=name,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
-name=lcodec-msh-gain
-"$PY" -m codec train --data .data/train --out runs/gpu --device "$DEVICE" --amp \
-  --batch 16 --crop 256 --steps 1000000 --time-budget "$BUDGET" --lr 2e-4 --warmup "${WARMUP:-100}" \
-  --ckpt-every 2000 --init-from codec/weights/$name.safetensors --name $name \
-  --val .data/val > "$OUT/train.log" 2>&1
-tail -c 3000 "$OUT/train.log"
-if [ -f runs/gpu/export/$name.safetensors ]; then
-  cp runs/gpu/export/$name.safetensors runs/gpu/export/$name.json "$OUT/"
-  [ "$DEVICE" = cuda ] && cp runs/gpu/export/$name.safetensors runs/gpu/export/$name.json codec/weights/
-fi
-"$PY" -m benchmarks.cross_device --data .data/val --json "$OUT/cross_device.json" 2>&1 | tail -3
-"$PY" -m benchmarks.speed --data .data/val --device "$DEVICE" --json "$OUT/speed_$DEVICE.json" \
-  --workers 4 --limit "$LIMIT" --no-progress 2>&1 | tail -5
-"$PY" -m benchmarks.speed --data .data/val --device "$DEVICE" --json "$OUT/speed_${DEVICE}_fp16.json" \
-  --workers 4 --limit "$LIMIT" --precision float16 --no-progress 2>&1 | tail -5
-"$PY" -m benchmarks.precision --data .data/val --device "$DEVICE" --json "$OUT/precision_$DEVICE.json" \
-  --limit "$LIMIT" --no-progress 2>&1 | tail -3
-"$PY" -m benchmarks.train_speed --data .data/train --device "$DEVICE" --amp --batch 16 --crop 256 \
-  --steps "$TS_STEPS" --json "$OUT/train_speed_$DEVICE.json" 2>&1 | tail -5
-"$PY" -m pytest -q tests/test_gpu.py 2>&1 | tail -5 | tee "$OUT/gpu_tests.log"
+name=$("$PY" -c 'from codec.net.zoo import DEFAULT_MODEL; print(DEFAULT_MODEL)')
+arch=$("$PY" -c "import json; print(json.load(open('codec/weights/$name.json'))['architecture'])")
+INIT=${INIT:-codec/weights/$name.safetensors}
+echo "default release $name ($arch); fine-tune from $INIT"
+[ "$DEVICE" = cuda ] && step 90 cross_device "$PY" -m benchmarks.cross_device --data .data/val \
+  --json "$OUT/cross_device.json"
+step 90 gpu_tests "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu.py
+step $((BUDGET + 60)) train "$PY" -m codec train --architecture "$arch" --data .data/train \
+  --out runs/gpu --device "$DEVICE" --amp --batch 16 --crop 256 --steps 1000000 \
+  --time-budget "$BUDGET" --schedule wsd --decay 0.5 --lr 1e-4 --warmup "${WARMUP:-100}" \
+  --rate-balance 0.25 --ckpt-every 2000 --init-from "$INIT" --name gpu-finetune
+cp runs/gpu/export/gpu-finetune.safetensors runs/gpu/export/gpu-finetune.json "$OUT/" 2>/dev/null
+step 45 speed "$PY" -m benchmarks.speed --data .data/val --device "$DEVICE" \
+  --json "$OUT/speed_$DEVICE.json" --workers 4 --limit "$LIMIT" --no-progress
+step 45 speed_fp16 "$PY" -m benchmarks.speed --data .data/val --device "$DEVICE" \
+  --json "$OUT/speed_${DEVICE}_fp16.json" --workers 4 --limit "$LIMIT" --precision float16 \
+  --no-progress
+step 45 precision "$PY" -m benchmarks.precision --data .data/val --device "$DEVICE" \
+  --json "$OUT/precision_$DEVICE.json" --limit "$LIMIT" --no-progress
+step 45 train_speed "$PY" -m benchmarks.train_speed --data .data/train --device "$DEVICE" \
+  --architecture "$arch" --amp --batch 16 --crop 256 --steps "$TS_STEPS" \
+  --json "$OUT/train_speed_$DEVICE.json"
+step 120 effort "$PY" -m benchmarks.effort --data .data/val --device "$DEVICE" \
+  --limit "$EFFORT_LIMIT" --efforts "$EFFORTS" --qualities 20,50,80 --no-targets \
+  --json "$OUT/effort_$DEVICE.json"
 ls -la "$OUT"
