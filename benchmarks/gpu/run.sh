@@ -34,9 +34,9 @@ step() { # step SECONDS NAME COMMAND...: run bounded, log to $OUT/NAME.log, show
   tail -c 600 "$OUT/$name.log"
 }
 nvidia-smi --query-gpu=name,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
-name=$("$PY" -c 'from codec.net.zoo import DEFAULT_MODEL; print(DEFAULT_MODEL)')
-arch=$("$PY" -c "import json; print(json.load(open('codec/weights/$name.json'))['architecture'])")
-INIT=${INIT:-codec/weights/$name.safetensors}
+read -r name arch path < <("$PY" -c 'from codec.net.zoo import find_weights as f; w = f()
+print(w.model_id, w.manifest["architecture"], w.path)')
+INIT=${INIT:-$path}
 echo "default release $name ($arch); fine-tune from $INIT"
 [ "$DEVICE" = cuda ] && step 90 cross_device "$PY" -m benchmarks.cross_device --data .data/val \
   --json "$OUT/cross_device.json"
