@@ -87,6 +87,15 @@ def test_sga_anneals_to_rounding():
     assert effort_mod.horizon() == ITERATIONS[9]
 
 
+def test_the_step_falls_to_zero_over_the_anneal():
+    top = effort_mod.horizon()
+    sizes = [effort_mod.step_size(k) for k in range(top + 50)]
+    assert sizes[0] == pytest.approx(effort_mod.LEARNING_RATE)
+    assert all(a >= b for a, b in zip(sizes, sizes[1:]))
+    assert sizes[top // 2] == pytest.approx(effort_mod.LEARNING_RATE / 2)
+    assert sizes[top] == pytest.approx(0.0, abs=1e-12) and sizes[-1] == sizes[top]
+
+
 def test_one_search_gives_every_level_as_encode_writes_it(crop):
     """Each level's schedule is the beginning of the next one's, so the benchmark's single
     search to the highest level must hand back exactly the files each level writes alone,

@@ -24,6 +24,7 @@ worse file.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -49,9 +50,9 @@ HYPER = 64
 ITERATIONS: dict[int, int] = {1: 0, 2: 10, 3: 20, 4: 40, 5: 80, 6: 150, 7: 250, 8: 400, 9: 600}
 DEFAULT_EFFORT = 1
 
-#: Adam's step on the latents (gained: a unit quantization grid), constant over the run
-#: (chosen by measurement, docs/EFFORT.md).
-LEARNING_RATE = 0.01
+#: Adam's first step on the latents (gained: a unit quantization grid); it falls as a cosine
+#: to 0 over the anneal (``step_size``; chosen by measurement, docs/EFFORT.md).
+LEARNING_RATE = 0.015
 #: Images of at most this many (padded) pixels are refined in one piece; larger ones tile by
 #: tile, cores of ``TILE`` pixels with ``HALO`` pixels of context on every side (multiples of 64:
 #: the hyper-latent grid). The context covers the synthesis transform's reach (a few latents)
@@ -73,6 +74,14 @@ def horizon() -> int:
     and the top level gets the long, slow anneal that gains most (docs/EFFORT.md compares
     anneals over each level's own budget and anneals restarted at every level)."""
     return max(ITERATIONS.values())
+
+
+def step_size(step: int, lr: float = LEARNING_RATE) -> float:
+    """Adam's step before ``step`` (from 0): a cosine from ``lr`` to 0 over ``horizon()``
+    steps. Late steps then settle the latents while the temperature is low instead of moving
+    them between bins; on the step count alone, like the temperature."""
+    frac = min(max(step, 0), horizon()) / horizon()
+    return lr * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
 def checked(step: int, budgets: Sequence[int] = ()) -> bool:
@@ -168,6 +177,8 @@ def refine(
             for i, (t, g) in enumerate(zip(free, grads)):
                 mask = masks[i] if masks is not None else None
                 t.grad = g if mask is None else g * mask
+            for group in opt.param_groups:
+                group["lr"] = step_size(step - 1, lr)
             opt.step()
             del loss, grads
             if checked(step, pending):

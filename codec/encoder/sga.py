@@ -68,7 +68,7 @@ class SGA:
 
 
 #: SGA's temperature at the start of an anneal and at its end.
-TAU_START, TAU_END = 0.5, 0.05
+TAU_START, TAU_END = 0.5, 0.1
 
 
 def temperature(step: int, horizon: int) -> float:
