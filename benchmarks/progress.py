@@ -77,6 +77,19 @@ def merge(history: list[dict], entry: dict) -> list[dict]:
     return sorted(kept + [entry], key=lambda e: (e["hours"], e["steps"] or 0))
 
 
+def series(history: list[dict]) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """BD-rate (PSNR) points by training hours, one series per codec *and* label: a codec key
+    whose setting changed between reports (the AVIF kept for the tables went from speed 6 to
+    speed 2 with 4:4:4) starts a new series instead of joining two different anchors."""
+    out: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for e in history:
+        for key, value in e["bd_rate_psnr_percent"].items():
+            if value is not None and math.isfinite(value):
+                label = e.get("labels", {}).get(key, key)
+                out.setdefault((key, label), []).append((e["hours"], value))
+    return out
+
+
 def plot_progress(history: list[dict], path: str | Path) -> None:
     """BD-rate (PSNR) against training hours per codec, each target as a dashed line."""
     import matplotlib
@@ -86,19 +99,18 @@ def plot_progress(history: list[dict], path: str | Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     colors = iter(plt.get_cmap("tab10").colors * 3)
-    codecs = sorted({k for e in history for k in e["bd_rate_psnr_percent"]})
-    codecs.sort(key=lambda k: (k not in TARGETS, list(TARGETS).index(k) if k in TARGETS else 0))
-    for key in codecs:
-        pts = [
-            (e["hours"], e["bd_rate_psnr_percent"][key])
-            for e in history
-            if e["bd_rate_psnr_percent"].get(key) is not None
-            and math.isfinite(e["bd_rate_psnr_percent"][key])
-        ]
-        if not pts:
-            continue
+    lines = series(history)
+    order = sorted(
+        lines,
+        key=lambda kl: (
+            kl[0] not in TARGETS,
+            list(TARGETS).index(kl[0]) if kl[0] in TARGETS else 0,
+        ),
+    )
+    targets_drawn = set()
+    for key, label in order:
+        pts = lines[(key, label)]
         color = next(colors)
-        label = next(e["labels"][key] for e in history if key in e["labels"])
         faint = key not in TARGETS
         ax.plot(
             [p[0] for p in pts],
@@ -110,7 +122,8 @@ def plot_progress(history: list[dict], path: str | Path) -> None:
             linewidth=1 if faint else 1.8,
             label=f"against {label}",
         )
-        if key in TARGETS:
+        if key in TARGETS and key not in targets_drawn:
+            targets_drawn.add(key)
             ax.axhline(TARGETS[key], color=color, linestyle="--", linewidth=1)
             ax.annotate(
                 f"{label} target {TARGETS[key]:+.0f} %",

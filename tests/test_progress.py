@@ -90,3 +90,14 @@ def test_errors_are_one_line(tmp_path, capsys):
         assert progress.main(args + ["--history", str(tmp_path / "h.json")]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err
+
+
+def test_a_codec_whose_setting_changed_starts_a_new_series():
+    a = progress.entry_from(_rd(0.9, "aa"), _manifest("aa", 1.0, 100))
+    b = progress.entry_from(_rd(0.8, "bb"), _manifest("bb", 2.0, 200))
+    c = progress.entry_from(_rd(0.7, "cc"), _manifest("cc", 3.0, 300))
+    c["labels"]["webp"] = "WebP (method 6)"
+    lines = progress.series([a, b, c])
+    assert [h for h, _ in lines[("webp", "WebP")]] == [1.0, 2.0]
+    assert [h for h, _ in lines[("webp", "WebP (method 6)")]] == [3.0]
+    assert [h for h, _ in lines[("jpeg", "JPEG")]] == [1.0, 2.0, 3.0]
