@@ -149,3 +149,49 @@ def test_context_release_round_trip(elic_weights):
         codec.decompress(enc.data, weights="lcodec-msh-gain")
     with pytest.raises(codec.CodecError, match="cannot write format version 3"):
         codec.encode(img, 40, model=str(elic_weights), format_version=3)
+
+
+def _bits(out: dict) -> dict:
+    return {k: float((-torch.log2(v)).sum()) for k, v in out["likelihoods"].items()}
+
+
+def test_hard_rate_is_what_the_coder_pays(small):
+    """Training's hard mode charges each latent at its rounded residual, as evaluation (and so
+    the coder) does, while the default training rate is the noisy proxy."""
+    model, y = small
+    with torch.no_grad():
+        coded = _bits(model.entropy_forward(y))
+        try:
+            model.train()
+            torch.manual_seed(0)
+            hard = _bits(model.entropy_forward(y, hard=True))
+            proxy = _bits(model.entropy_forward(y))
+        finally:
+            model.eval()
+    for k in ("y", "z"):
+        assert hard[k] == pytest.approx(coded[k], rel=1e-5)
+    assert abs(proxy["y"] - coded["y"]) > 0.01 * coded["y"]
+
+
+def test_hard_rate_trains_scales_exactly_and_means_by_the_proxy(small):
+    """The scales get the coder's own gradient; the means, for which the rounded rate is flat,
+    still get one (the proxy's) so they do not drift unguided."""
+    model, _ = small
+    gc = model.gaussian_conditional
+    torch.manual_seed(1)
+    y = torch.randn(1, 8, 6, 6) * 3
+    scales = (torch.rand(1, 8, 6, 6) * 3 + 0.2).requires_grad_()
+    means = torch.randn(1, 8, 6, 6).requires_grad_()
+    try:
+        model.train()
+        lk = model._hard_likelihood(y, scales, means)
+    finally:
+        model.eval()
+    (-torch.log2(lk)).sum().backward()
+
+    ref_scales = scales.detach().clone().requires_grad_()
+    ref = gc.likelihood_lower_bound(gc._likelihood(torch.round(y - means.detach()), ref_scales))
+    (-torch.log2(ref)).sum().backward()
+    assert torch.allclose(lk, ref)
+    assert torch.allclose(scales.grad, ref_scales.grad)
+    assert means.grad.abs().sum() > 0

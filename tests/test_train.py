@@ -449,3 +449,35 @@ def test_a_real_stop_is_not_counted(tmp_path):
         child.stdout.close()
     assert elapsed > 2.5  # it was stopped for 2 s ...
     assert counted < 1.2  # ... which the clock did not count
+
+
+def test_hard_rounding_trains_the_decoder_side_only(data_dir, tmp_path):
+    """The last phase keeps the analysis frozen (the latents files will carry) and trains the
+    rest; its stage says so in the manifest. The mean-scale model has no such phase."""
+    tiny = {**TINY, "M": 192, "architecture": "elic-gain"}
+    start = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "a"), steps=2, **tiny), False)
+    cfg = TrainConfig(
+        data=str(data_dir),
+        out=str(tmp_path / "b"),
+        steps=3,
+        init_from=str(start),
+        hard_rounding=True,
+        ema=0.0,
+        **tiny,
+    )
+    ckpt = train(cfg, progress=False)
+    before = torch.load(start, weights_only=False)["model"]
+    after = torch.load(ckpt, weights_only=False)["model"]
+    frozen = [k for k in after if k.startswith(("g_a.", "h_a.")) or k == "log_gain"]
+    assert len(frozen) > 4 and all(torch.equal(before[k], after[k]) for k in frozen)
+    for prefix in ("g_s.", "aggregation.", "entropy_bottleneck.biases", "log_inv_gain"):
+        keys = [k for k in after if k.startswith(prefix)]
+        assert keys and any(not torch.equal(before[k], after[k]) for k in keys), prefix
+
+    path = export_checkpoint(ckpt, tmp_path / "w", "hard-test")
+    stages = json.loads(path.with_suffix(".json").read_text())["stages"]
+    assert [s["hard_rounding"] for s in stages] == [False, True]
+
+    msh = TrainConfig(data=str(data_dir), out=str(tmp_path / "c"), steps=1, hard_rounding=True)
+    with pytest.raises(codec.CodecError, match="elic-gain"):
+        train(msh, progress=False)

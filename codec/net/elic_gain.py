@@ -106,13 +106,22 @@ class GainedContextHyperprior(GainedMeanScaleHyperprior):
             feats.append(self.channel_context[k - 1](y_hat_before))
         return base + self.aggregation[k](torch.cat(feats, 1))
 
-    def entropy_forward(self, y: Tensor) -> dict:
+    def entropy_forward(self, y: Tensor, hard: bool = False) -> dict:
         """Likelihoods of ``y`` and ``z`` and the decoded ``y_hat`` (straight-through rounded
         around the predicted means), for a gained latent ``y``: training and the encoder's
-        refinement both go through here."""
+        refinement both go through here.
+
+        ``hard``: the rate is what the coder pays, each latent's likelihood taken at its rounded
+        residual, not the noisy training proxy. The proxy charges a latent that rounds to its
+        mean up to a bit, so scales trained on it sit wider than the coded symbols need. The
+        scales then learn from the hard rate alone; the means keep the proxy's gradient (the hard
+        rate is flat in the means between rounding steps), with the value still the hard rate.
+        """
         z = self.h_a(y)
         with torch.autocast(device_type=y.device.type, enabled=False):
-            z_hat, z_likelihoods = self.entropy_bottleneck(z.float())
+            z_hat, z_likelihoods = self.entropy_bottleneck(
+                z.float(), training=False if hard else None
+            )
             hyper = self.h_s(z_hat).float()
             y = y.float()
             anchor = checkerboard(*y.shape[-2:], device=y.device)
@@ -125,7 +134,10 @@ class GainedContextHyperprior(GainedMeanScaleHyperprior):
                 anchors = (ste_round(yk - means) + means) * anchor
                 second = self.group_params(k, hyper, before, self.spatial_context[k](anchors))
                 scales, means = torch.where(anchor, first, second).chunk(2, 1)
-                _, lk = self.gaussian_conditional(yk, scales, means=means)
+                if hard:
+                    lk = self._hard_likelihood(yk, scales, means)
+                else:
+                    _, lk = self.gaussian_conditional(yk, scales, means=means)
                 likelihoods.append(lk)
                 decoded.append(ste_round(yk - means) + means)
         return {
@@ -133,11 +145,20 @@ class GainedContextHyperprior(GainedMeanScaleHyperprior):
             "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods},
         }
 
-    def forward(self, x: Tensor, rate: Tensor | None = None) -> dict:
+    def _hard_likelihood(self, y: Tensor, scales: Tensor, means: Tensor) -> Tensor:
+        """The coder's likelihood of ``y``, its gradient to the scales, carrying the noisy
+        proxy's gradient to the means."""
+        gc = self.gaussian_conditional
+        residual = torch.round(y - means).detach()
+        lk = gc.likelihood_lower_bound(gc._likelihood(residual, scales))
+        _, means_only = gc(y, scales.detach(), means=means)
+        return lk * (means_only / means_only.detach())
+
+    def forward(self, x: Tensor, rate: Tensor | None = None, hard: bool = False) -> dict:
         if rate is None:
             rate = torch.full((x.shape[0],), float(self.levels - 1), device=x.device)
         g, ig = self.gains(rate)
-        out = self.entropy_forward(self.g_a(x) * g)
+        out = self.entropy_forward(self.g_a(x) * g, hard=hard)
         x_hat = self.g_s(out["y_hat"] * ig).float()
         return {"x_hat": x_hat, "likelihoods": out["likelihoods"]}
 

@@ -82,6 +82,11 @@ class GainedMeanScaleHyperprior(MeanScaleHyperprior):
 
     # -- training -----------------------------------------------------------------------------
 
+    def analysis_parameters(self) -> list[nn.Parameter]:
+        """What only the encoder computes with: a phase that freezes these keeps the latents
+        the decoder side trains on the ones files will carry."""
+        return [*self.g_a.parameters(), *self.h_a.parameters(), self.log_gain]
+
     def forward(self, x: Tensor, rate: Tensor | None = None) -> dict:
         if rate is None:
             rate = torch.full((x.shape[0],), float(self.levels - 1), device=x.device)

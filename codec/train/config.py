@@ -134,6 +134,16 @@ class TrainConfig:
             type=click.FloatRange(0.0, 1.0, min_open=True),
         ),
     )
+    # Decoder side only: the analysis (g_a, h_a, the gains into the latent) stays frozen, so the
+    # latents it is fine-tuned on are the ones the encoder will send.
+    hard_rounding: bool = field(
+        default=False,
+        metadata=option(
+            "Last phase (elic-gain): train the decoder side on the rate the coder really pays, "
+            "latents rounded as in a file; the analysis transforms stay frozen.",
+            is_flag=True,
+        ),
+    )
     extra: dict = field(default_factory=dict)
 
 

@@ -127,6 +127,7 @@ def training_stages(state: dict, depth: int = 0) -> list[dict]:
         "bf16": log.get("amp", bool(cfg.get("amp"))),
         "ema": cfg.get("ema", 0.0),
         "schedule": cfg.get("schedule", "cosine"),
+        "hard_rounding": cfg.get("hard_rounding", False),
         "hardware": log.get("hardware", "unknown"),
     }
     source = cfg.get("init_from")

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from ..errors import CodecError
 from ..files import write_atomic
 from ..hardware import cpu_model, native_bf16
 from ..net import build_model
@@ -127,10 +128,12 @@ def rd_loss(model, out: dict, x: torch.Tensor, rate: torch.Tensor, balance: floa
 
 
 def split_parameters(model) -> tuple[list, list]:
-    """CompressAI's convention: the entropy bottleneck's quantiles train with the aux loss only."""
+    """CompressAI's convention: the entropy bottleneck's quantiles train with the aux loss only.
+    Frozen parameters are in neither."""
     main, aux = [], []
     for name, p in model.named_parameters():
-        (aux if name.endswith(".quantiles") else main).append(p)
+        if p.requires_grad:
+            (aux if name.endswith(".quantiles") else main).append(p)
     return main, aux
 
 
@@ -144,6 +147,7 @@ def train_step(
     amp: bool,
     balance: float = 0.0,
     ema: EMA | None = None,
+    hard: bool = False,
 ) -> tuple:
     """One optimisation step on batch ``x``, each crop at its own random rate.
 
@@ -151,7 +155,7 @@ def train_step(
     """
     rate = torch.rand(x.shape[0], device=x.device) * (model.levels - 1)
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
-        out = net(x, rate)
+        out = net(x, rate, hard=True) if hard else net(x, rate)
     loss, bpp, mse = rd_loss(model, out, x, rate, balance)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -305,6 +309,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     channels_last = device.type == "cuda" or amp
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if cfg.hard_rounding:
+        if not hasattr(model, "entropy_forward"):
+            raise CodecError("--hard-rounding needs --architecture elic-gain")
+        for p in model.analysis_parameters():
+            p.requires_grad_(False)
     main_params, aux_params = split_parameters(model)
     opt = torch.optim.Adam(main_params, lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
@@ -346,7 +355,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             loss, bpp, mse, aux = train_step(
-                model, net, opt, aux_opt, x, cfg.clip, amp, cfg.rate_balance, ema
+                model, net, opt, aux_opt, x, cfg.clip, amp, cfg.rate_balance, ema, cfg.hard_rounding
             )
             step += 1
             wall = clock.tick()
