@@ -112,10 +112,9 @@ class GainedContextHyperprior(GainedMeanScaleHyperprior):
         refinement both go through here.
 
         ``hard``: the rate is what the coder pays, each latent's likelihood taken at its rounded
-        residual, not the noisy training proxy. The proxy charges a latent that rounds to its
-        mean up to a bit, so scales trained on it sit wider than the coded symbols need. The
-        scales then learn from the hard rate alone; the means keep the proxy's gradient (the hard
-        rate is flat in the means between rounding steps), with the value still the hard rate.
+        residual, not the noisy training proxy (docs/CONTEXT.md: what that phase gained). The
+        scales learn from the hard rate alone; the means keep the proxy's gradient, since the
+        hard rate is flat in the means between rounding steps.
         """
         z = self.h_a(y)
         with torch.autocast(device_type=y.device.type, enabled=False):
