@@ -43,6 +43,10 @@ def test_roundtrip_is_lossless(small):
     assert len(streams) == 2  # z, one band
 
 
+def _bits(out: dict) -> dict:
+    return {k: float((-torch.log2(v)).sum()) for k, v in out["likelihoods"].items()}
+
+
 def _coded_and_estimated(model, quality_rate: float) -> tuple[int, float]:
     """Bytes the coder writes for a real image's latents, and what the float model's
     likelihoods say they cost."""
@@ -52,7 +56,7 @@ def _coded_and_estimated(model, quality_rate: float) -> tuple[int, float]:
         g, _ = model.gains(torch.tensor([quality_rate]))
         y = model.g_a(x) * g
         out = model.entropy_forward(y)
-    estimate = sum(float((-torch.log2(v)).sum()) for v in out["likelihoods"].values()) / 8
+    estimate = sum(_bits(out).values()) / 8
     streams, _, _ = _roundtrip(model, y)
     return sum(map(len, streams)), estimate
 
@@ -60,8 +64,7 @@ def _coded_and_estimated(model, quality_rate: float) -> tuple[int, float]:
 def test_stream_matches_the_model_rate():
     """With the mean-scale release's transforms and fresh context networks, the coder spends
     what the float model's likelihoods say, within the tables' rounding: the context path
-    codes what training sees. (The mean-scale release by name: a context release's
-    hyper-synthesis does not predict means and scales by itself.)"""
+    codes what training sees."""
     from codec.net.elic_gain import from_mean_scale
     from codec.net.zoo import find_weights
     from codec.train.latents import load_state
@@ -78,14 +81,25 @@ def test_stream_matches_the_model_rate():
     assert abs(actual - estimate) < 0.03 * estimate + 16
 
 
-@pytest.mark.parametrize("quality_rate", [0.0, 5.0, 8.0])
-def test_the_default_release_codes_what_its_model_estimates(quality_rate):
-    """The default release as the codec loads it: its trained context networks' rate is the
-    rate the files pay."""
+def test_a_context_release_is_not_taken_for_mean_scale_weights(default_network):
+    from codec.net.elic_gain import from_mean_scale
+
+    with pytest.raises(ValueError, match="context model"):
+        from_mean_scale(default_network.state_dict(), None, default_network.lambdas)
+
+
+@pytest.fixture(scope="module")
+def default_network():
     from codec.net.zoo import find_weights, load_network
 
-    model = load_network(find_weights(None))
-    actual, estimate = _coded_and_estimated(model, quality_rate)
+    return load_network(find_weights(None))
+
+
+@pytest.mark.parametrize("quality_rate", [0.0, 5.0, 8.0])
+def test_the_default_release_codes_what_its_model_estimates(default_network, quality_rate):
+    """The default release as the codec loads it: its trained context networks' rate is the
+    rate the files pay."""
+    actual, estimate = _coded_and_estimated(default_network, quality_rate)
     assert abs(actual - estimate) < 0.03 * estimate + 16
 
 
@@ -133,12 +147,13 @@ def test_checkerboard_anchors():
 
 @pytest.fixture(scope="module")
 def elic_weights(tmp_path_factory):
-    """An exported context-model release (the shipped transforms, a few context weights set)."""
+    """An exported context-model release (the mean-scale release's transforms, a few context
+    weights set)."""
     from codec.net.elic_gain import from_mean_scale
     from codec.net.zoo import find_weights, read_state
     from codec.train.export import export_checkpoint
 
-    shipped = find_weights(None)
+    shipped = find_weights("lcodec-msh-gain")
     torch.manual_seed(5)
     model = from_mean_scale(read_state(shipped.path), None, tuple(shipped.manifest["lambdas"]))
     with torch.no_grad():
@@ -168,10 +183,6 @@ def test_context_release_round_trip(elic_weights):
         codec.decompress(enc.data, weights="lcodec-msh-gain")
     with pytest.raises(codec.CodecError, match="cannot write format version 3"):
         codec.encode(img, 40, model=str(elic_weights), format_version=3)
-
-
-def _bits(out: dict) -> dict:
-    return {k: float((-torch.log2(v)).sum()) for k, v in out["likelihoods"].items()}
 
 
 def test_hard_rate_is_what_the_coder_pays(small):

@@ -27,6 +27,8 @@ ARCHITECTURE = "elic-gain"
 #: Channel groups for M = 192, small first: the first groups are few channels that carry most
 #: of the information, and every later group sees all earlier ones.
 GROUPS: tuple[int, ...] = (16, 16, 32, 64, 64)
+#: The networks a context model adds to the mean-scale one (its state-dict prefixes).
+CONTEXT_NETWORKS = ("channel_context", "spatial_context", "aggregation")
 CHANNEL_HIDDEN = 64
 PARAM_HIDDEN = 96
 
@@ -185,7 +187,10 @@ def from_mean_scale(
     state: dict, order: Tensor | None, lambdas: tuple[float, ...], groups: tuple[int, ...] = GROUPS
 ) -> GainedContextHyperprior:
     """A context model that starts as the mean-scale model of ``state`` (a state dict), its
-    latent channels reordered by ``order``."""
+    latent channels reordered by ``order``. A context model's own state is refused: its
+    hyper-synthesis feeds the context networks and predicts no means and scales by itself."""
+    if any(k.startswith(CONTEXT_NETWORKS) for k in state):
+        raise ValueError("these are a context model's weights; start from mean-scale weights")
     N = state["h_a.0.weight"].shape[0]
     M = state["h_a.0.weight"].shape[1]
     base = GainedMeanScaleHyperprior(N=N, M=M, lambdas=lambdas)
@@ -194,8 +199,6 @@ def from_mean_scale(
         permute_latent_channels(base, order)
     model = GainedContextHyperprior(N=N, M=M, lambdas=lambdas, groups=groups)
     missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
-    if unexpected or any(
-        not k.startswith(("channel_context", "spatial_context", "aggregation")) for k in missing
-    ):
+    if unexpected or any(not k.startswith(CONTEXT_NETWORKS) for k in missing):
         raise ValueError(f"mean-scale weights do not fit: {missing} {unexpected}")
     return model

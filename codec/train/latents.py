@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..hardware import cpu_model, native_bf16
 from ..net.elic_gain import ARCHITECTURE as ARCH
-from ..net.elic_gain import GROUPS, from_mean_scale
+from ..net.elic_gain import CONTEXT_NETWORKS, GROUPS, from_mean_scale
 from ..net.zoo import read_state
 from .data import list_images
 from .loop import EMA, StopRequests, TrainingClock
@@ -264,7 +264,7 @@ def save_start(path: Path, state: dict, lambdas: tuple[float, ...], record: dict
     tmp.replace(path)
 
 
-NEW = ("channel_context", "spatial_context", "aggregation")
+NEW = CONTEXT_NETWORKS
 HYPER = ("h_a", "h_s", "entropy_bottleneck")
 
 
