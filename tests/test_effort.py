@@ -16,7 +16,7 @@ import codec
 from codec.encoder import effort as effort_mod
 from codec.encoder import sga
 from codec.encoder.effort import ITERATIONS
-from codec.encoder.sga import SGA, temperature
+from codec.encoder.sga import SGA, SSL, temperature
 from codec.metrics import file_rd_loss as rd_loss
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sample.jpg"
@@ -71,11 +71,12 @@ def test_levels_are_budgets_that_grow():
     assert steps[0] == 0 and all(a < b for a, b in zip(steps, steps[1:]))
 
 
-def test_sga_anneals_to_rounding():
+@pytest.mark.parametrize("relaxation", [SGA, SSL])
+def test_sga_anneals_to_rounding(relaxation):
     gen = torch.Generator().manual_seed(1)
     v = torch.linspace(-3, 3, 1001)
-    hot = SGA(0.5, gen)(v)
-    cold = SGA(1e-3, gen)(v)
+    hot = relaxation(0.5, gen)(v)
+    cold = relaxation(1e-3, gen)(v)
     assert (hot - torch.floor(v)).min() >= 0 and (hot - torch.floor(v)).max() <= 1
     # Far from the midpoints, a cold draw is the rounding.
     away = (v - torch.floor(v) - 0.5).abs() > 0.05
@@ -85,6 +86,20 @@ def test_sga_anneals_to_rounding():
     assert temperature(20, 20) == pytest.approx(sga.TAU_END)
     assert temperature(500, 20) == pytest.approx(sga.TAU_END)
     assert effort_mod.horizon() == ITERATIONS[9]
+
+
+@pytest.mark.parametrize("a", [1.0, SSL.A])
+def test_ssl_rounds_up_as_sga_plus_says(a, monkeypatch):
+    """At temperature 1 a draw lands nearer the ceiling with SGA+'s probability of rounding up,
+    sigmoid(a * logit(d)) for the fraction d: d itself for a = 1 (linear in the distance)."""
+    monkeypatch.setattr(SSL, "A", a)
+    n = 200_000
+    for d in (0.1, 0.3, 0.5, 0.8):
+        draws = SSL(1.0, torch.Generator().manual_seed(7))(torch.full((n,), 4.0 + d))
+        assert ((draws >= 4) & (draws <= 5)).all()
+        up = float((draws > 4.5).float().mean())
+        want = float(torch.sigmoid(torch.tensor(a * np.log(d / (1 - d)))))
+        assert up == pytest.approx(want, abs=0.01)
 
 
 def test_the_step_falls_to_zero_over_the_anneal():

@@ -8,13 +8,14 @@ same bits (Campos et al. 2019; Yang, Bamler and Mandt 2020, "Improving Inference
 Image Compression", arXiv 2006.04240).
 
 Both ``y`` and ``z`` are optimised with Adam on the relaxed loss of codec/encoder/sga.py under
-stochastic Gumbel annealing (SGA): rounding is a random draw between the two neighbouring
-integers whose temperature falls geometrically over the run, so the loss the optimiser sees
-turns into the hard-rounded one. Straight-through rounding, which this module used before, makes
-the file *worse* with the shipped weights: Adam moves every latent by about its step size
-whatever the size of its gradient, and straight-through gradients do not see what crossing a
-rounding boundary costs, so the many near-zero latents wander into neighbouring bins (the true
-loss of a 128x128 crop rose by 40-60 % within ten steps; SGA lowered it from the first check).
+stochastic Gumbel annealing (SGA, with SGA+'s rounding probabilities): rounding is a random
+draw between the two neighbouring integers whose temperature falls geometrically over the run,
+so the loss the optimiser sees turns into the hard-rounded one. Straight-through rounding,
+which this module used before, makes the file *worse* with the shipped weights: Adam moves
+every latent by about its step size whatever the size of its gradient, and straight-through
+gradients do not see what crossing a rounding boundary costs, so the many near-zero latents
+wander into neighbouring bins (the true loss of a 128x128 crop rose by 40-60 % within ten
+steps; SGA lowered it from the first check).
 
 The relaxed loss only guides the search: every few steps the hard-rounded latents are coded and
 judged by the true loss of their file (real stream bytes, 8-bit reconstruction), and the forward
@@ -40,7 +41,8 @@ from ..errors import CodecError
 from ..hardware import native_bf16
 from ..malloc import release_freed_memory
 from ..net.tiling import DOWN, spans
-from .sga import SGA, Objective, hard_round, objective_for, temperature
+from . import sga
+from .sga import Objective, hard_round, objective_for, temperature
 
 #: Pixels per hyper-latent (the hyperprior's total down-sampling).
 HYPER = 64
@@ -172,7 +174,8 @@ def refine(
         free = [t.detach().clone().requires_grad_(True) for t in latents]
         opt = torch.optim.Adam(free, lr=lr)
         for step in range(1, pending[-1] + 1):
-            loss = objective.loss(free, SGA(temperature(step - 1, schedule), generator))
+            relax = sga.RELAXATION(temperature(step - 1, schedule), generator)
+            loss = objective.loss(free, relax)
             grads = torch.autograd.grad(loss, free)
             for i, (t, g) in enumerate(zip(free, grads)):
                 mask = masks[i] if masks is not None else None
