@@ -60,8 +60,7 @@ class SGA:
         self.tau = float(tau)
         self.generator = generator
 
-    @staticmethod
-    def preference(d: Tensor) -> Tensor:
+    def preference(self, d: Tensor) -> Tensor:
         """Log-odds of rounding up over down at unit temperature, for the fraction ``d``."""
         return torch.atanh(d) - torch.atanh(1 - d)
 
@@ -83,9 +82,8 @@ class SSL(SGA):
 
     A = 2.3
 
-    @staticmethod
-    def preference(d: Tensor) -> Tensor:
-        return SSL.A * (torch.log(d) - torch.log1p(-d))
+    def preference(self, d: Tensor) -> Tensor:
+        return self.A * (torch.log(d) - torch.log1p(-d))
 
 
 #: The relaxation the effort search anneals, and its temperature at the start of an anneal

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     if order is not None:  # latents were cached in the original channel order
         cached = {k: [y[order] for y in v] for k, v in cached.items()}
     model = from_mean_scale(state, order, lambdas, groups)
-    new = [p for n, p in model.named_parameters() if n.startswith(NEW)]
+    new = [p for n, p in model.named_parameters() if n.startswith(CONTEXT_NETWORKS)]
     frozen = a.lr_hyper == 0  # phase 1 proper: only the new networks learn
     hyper = [
         p
@@ -264,7 +264,6 @@ def save_start(path: Path, state: dict, lambdas: tuple[float, ...], record: dict
     tmp.replace(path)
 
 
-NEW = CONTEXT_NETWORKS
 HYPER = ("h_a", "h_s", "entropy_bottleneck")
 
 
