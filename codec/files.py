@@ -152,6 +152,11 @@ def _check_collisions(jobs: list[Job]) -> None:
         if j.dst == STDIO or j.error:
             continue
         key = os.path.realpath(j.dst)
+        if key == os.path.realpath(j.src):
+            raise CodecError(
+                f"{j.src}: its output would be the file itself (it already ends in "
+                f"{Path(j.dst).suffix}); name another with -o"
+            )
         if key in sources:
             raise CodecError(f"{j.dst} is also an input: inputs are never overwritten")
         if key in seen:

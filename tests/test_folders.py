@@ -75,6 +75,18 @@ def test_two_inputs_for_one_output_are_refused(tree, tmp_path):
     assert r.exit_code == 1 and "would both write" in r.output
 
 
+def test_an_output_that_is_its_own_input_is_refused(tree, tmp_path):
+    before = digest(tree)
+    r = run("decompress", tree / "a.png")
+    assert r.exit_code == 1 and "a.png: its output would be the file itself" in r.output
+    assert "-o" in r.output and digest(tree) == before
+    lcz = tmp_path / "a.lcz"
+    assert run("compress", tree / "a.png", "-o", lcz).exit_code == 0
+    r = run("decompress", lcz, tree / "a.png", "-o", tree)  # a.lcz would write in/a.png
+    assert r.exit_code == 1 and "a.png is also an input" in r.output
+    assert digest(tree) == before
+
+
 def test_per_file_errors_are_listed_at_the_end(tree, tmp_path):
     (tree / "sub" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(30))
     out = tmp_path / "out"
