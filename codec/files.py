@@ -146,13 +146,14 @@ def _check_folder(out: str, create_ok: bool) -> None:
 
 
 def _check_collisions(jobs: list[Job]) -> None:
-    sources = {os.path.realpath(j.src) for j in jobs}
+    real = {j.src: os.path.realpath(j.src) for j in jobs}
+    sources = set(real.values())
     seen: dict[str, str] = {}
     for j in jobs:
         if j.dst == STDIO or j.error:
             continue
         key = os.path.realpath(j.dst)
-        if key == os.path.realpath(j.src):
+        if key == real[j.src]:
             raise CodecError(
                 f"{j.src}: its output would be the file itself (it already ends in "
                 f"{Path(j.dst).suffix}); name another with -o"
