@@ -9,7 +9,8 @@ on the mean curves, plus the mean of per-image BD-rates). Then, at effort 1 and 
 the value reached, and how many targets were missed and why.
 
     python -m benchmarks.effort --data DIR --json OUT.json [--efforts 1,2,3] \\
-        [--qualities 20,50,80] [--limit N] [--crop N] [--threads N] [--no-targets] [--separate]
+        [--qualities 20,50,80] [--limit N] [--crop N] [--threads N] [--no-targets] [--separate] \\
+        [--steer auto|float32|bfloat16]
 
 Every level's file comes from one search per image and quality (``codec.encode_efforts``:
 the same bytes ``encode`` writes at that level), so all nine levels cost what level 9 alone
@@ -37,6 +38,8 @@ from .common.memory import describe, peak_memory
 from .common.metrics import bpp, ms_ssim, ms_ssim_db, psnr
 
 PROG = "python -m benchmarks.effort"
+#: ``--steer`` to ``codec.encoder.effort.SEARCH_BF16``.
+STEERING = {"auto": None, "float32": False, "bfloat16": True}
 
 
 def _floats(text: str, name: str) -> list[float]:
@@ -76,6 +79,14 @@ def build_parser() -> Parser:
         default=1,
         help="images measured in this many worker processes at once, each with --threads "
         "threads (default 1; times then include the workers' competition for cores)",
+    )
+    p.add_argument(
+        "--steer",
+        choices=sorted(STEERING),
+        default="auto",
+        help="arithmetic of the search's relaxed loss: bfloat16 autocast or float32; auto "
+        "(default) is bfloat16 where the device computes it natively. Every candidate is "
+        "judged in float32 by its real file either way",
     )
     p.add_argument(
         "--separate",
@@ -175,11 +186,14 @@ def level_points(
     return points
 
 
-def _worker_init(threads: int | None) -> None:
+def _worker_init(threads: int | None, steer: str = "auto") -> None:
     import torch
+
+    from codec.encoder import effort
 
     if threads:
         torch.set_num_threads(threads)
+    effort.SEARCH_BF16 = STEERING[steer]
 
 
 def _image_levels(img: np.ndarray, efforts: list[int], qualities: list[float], kw: dict):
@@ -207,7 +221,7 @@ def _all_levels(images: dict, efforts: list[int], qualities: list[float], kw: di
 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        args.jobs, mp_context=ctx, initializer=_worker_init, initargs=(args.threads,)
+        args.jobs, mp_context=ctx, initializer=_worker_init, initargs=(args.threads, args.steer)
     ) as pool:
         futures = {
             n: pool.submit(_image_levels, img, efforts, qualities, kw) for n, img in images.items()
@@ -368,10 +382,9 @@ def _main(argv: Sequence[str] | None) -> int:
     import torch
 
     import codec
-    from codec.encoder.effort import ITERATIONS, progress
+    from codec.encoder.effort import ITERATIONS, progress, steers_in_bf16
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _worker_init(args.threads, args.steer)
     device_arg = None if args.device == "auto" else args.device
     kw = {"device": device_arg, **({"weights": args.weights} if args.weights else {})}
     try:
@@ -416,6 +429,7 @@ def _main(argv: Sequence[str] | None) -> int:
             "qualities": qualities,
             "device": str(lm.device),
             "threads": torch.get_num_threads(),
+            "steering": "bfloat16" if steers_in_bf16(lm.device) else "float32",
             "jobs": args.jobs,
             "torch": torch.__version__,
             "cpu": cpu_model(),

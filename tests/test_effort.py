@@ -5,6 +5,7 @@ tried (its candidates never beat the plain file's true loss), so efforts above 1
 These tests fail if that comes back.
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -237,6 +238,26 @@ def test_benchmark_report_per_level():
     assert two["bd_rate_ms_ssim_percent"] == pytest.approx(-10, abs=0.5)
     assert two["points_worse_than_effort_1"] == 0 and two["peak_mib"] == 1
     assert section["1"]["encode_s_per_mp"] == 4.0 and "bd_rate_psnr_percent" not in section["1"]
+
+
+@pytest.mark.parametrize("steer", ["float32", "bfloat16"])
+def test_benchmark_steers_as_told_and_says_so(steer, tmp_path, monkeypatch):
+    """``--steer`` sets the search's arithmetic and the report records it, so that runs on
+    CPUs with and without native bf16 can be told apart and compared."""
+    pytest.importorskip("bjontegaard")
+    from benchmarks.effort import main
+
+    monkeypatch.setattr(effort_mod, "SEARCH_BF16", None)
+    seen = []
+    real = effort_mod.objective_for
+    monkeypatch.setattr(effort_mod, "objective_for", lambda *a: seen.append(a[-1]) or real(*a))
+    out = tmp_path / "effort.json"
+    argv = ["--data", str(SAMPLE.parent), "--json", str(out), "--crop", "32", "--efforts", "1,2"]
+    argv += ["--qualities", "30,70", "--threads", "1", "--no-targets", "--steer", steer]
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["config"]["steering"] == steer
+    assert seen == [steer == "bfloat16"] * 2
 
 
 def test_objective_is_looked_up_by_network_class():

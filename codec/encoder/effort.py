@@ -70,6 +70,11 @@ HALO = 128
 SEARCH_BF16: bool | None = None
 
 
+def steers_in_bf16(device: torch.device | str) -> bool:
+    """Whether a search on ``device`` runs its relaxed loss in bfloat16 (``SEARCH_BF16``)."""
+    return native_bf16(torch.device(device)) if SEARCH_BF16 is None else SEARCH_BF16
+
+
 def horizon() -> int:
     """The steps over which SGA's temperature falls: the top level's budget, for every level.
     A level's search is then the beginning of the next level's (one search yields them all),
@@ -228,7 +233,7 @@ def refine_latents(
     tile = tile or TILE
     cores = [(r, c) for r in spans(ph, tile, 64) for c in spans(pw, tile, 64)]
     whole = ph * pw <= WHOLE_PIXELS or len(cores) == 1
-    bf16 = native_bf16(y.device) if SEARCH_BF16 is None else SEARCH_BF16
+    bf16 = steers_in_bf16(y.device)
     total = budgets[-1] if whole else sum(budgets) * len(cores)
     bar = _bar(total, label) if total else None
     out = []
