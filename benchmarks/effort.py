@@ -186,7 +186,9 @@ def level_points(
     return points
 
 
-def _worker_init(threads: int | None, steer: str = "auto") -> None:
+def _configure(threads: int | None, steer: str = "auto") -> None:
+    """Threads and search arithmetic, in this process or a worker (spawned workers start
+    from the module defaults)."""
     import torch
 
     from codec.encoder import effort
@@ -221,7 +223,7 @@ def _all_levels(images: dict, efforts: list[int], qualities: list[float], kw: di
 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        args.jobs, mp_context=ctx, initializer=_worker_init, initargs=(args.threads, args.steer)
+        args.jobs, mp_context=ctx, initializer=_configure, initargs=(args.threads, args.steer)
     ) as pool:
         futures = {
             n: pool.submit(_image_levels, img, efforts, qualities, kw) for n, img in images.items()
@@ -384,7 +386,7 @@ def _main(argv: Sequence[str] | None) -> int:
     import codec
     from codec.encoder.effort import ITERATIONS, progress, steers_in_bf16
 
-    _worker_init(args.threads, args.steer)
+    _configure(args.threads, args.steer)
     device_arg = None if args.device == "auto" else args.device
     kw = {"device": device_arg, **({"weights": args.weights} if args.weights else {})}
     try:
