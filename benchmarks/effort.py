@@ -77,8 +77,8 @@ def build_parser() -> Parser:
         "--jobs",
         type=int,
         default=1,
-        help="images measured in this many worker processes at once, each with --threads "
-        "threads (default 1; times then include the workers' competition for cores)",
+        help="images and qualities measured in this many worker processes at once, each with "
+        "--threads threads (default 1; times then include the workers' competition for cores)",
     )
     p.add_argument(
         "--steer",
@@ -208,7 +208,7 @@ def _image_levels(img: np.ndarray, efforts: list[int], qualities: list[float], k
 
 def _all_levels(images: dict, efforts: list[int], qualities: list[float], kw: dict, args):
     """``(name, level points)`` per image, in order; over ``--jobs`` worker processes (each
-    with ``--threads`` threads) when more than one."""
+    with ``--threads`` threads, one image and quality at a time) when more than one."""
     if args.jobs <= 1:
         import codec
         from codec.encoder.effort import progress
@@ -225,11 +225,14 @@ def _all_levels(images: dict, efforts: list[int], qualities: list[float], kw: di
     with ProcessPoolExecutor(
         args.jobs, mp_context=ctx, initializer=_configure, initargs=(args.threads, args.steer)
     ) as pool:
+        # One task per image and quality, so that a few photos still keep every worker busy.
         futures = {
-            n: pool.submit(_image_levels, img, efforts, qualities, kw) for n, img in images.items()
+            n: [pool.submit(_image_levels, img, efforts, [q], kw) for q in qualities]
+            for n, img in images.items()
         }
-        for name, future in futures.items():
-            yield name, future.result()
+        for name, per_quality in futures.items():
+            parts = [f.result() for f in per_quality]
+            yield name, {e: [p for part in parts for p in part[e]] for e in efforts}
 
 
 def mean_curve(per_image: list[list[dict]]) -> list[dict]:
