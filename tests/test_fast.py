@@ -16,6 +16,7 @@ from codec.entropy.exact import (
     winograd_is_exact,
 )
 from codec.entropy.rans import SymbolCoder, symbol_coder
+from codec.net import layers
 from codec.net.layers import FastGDN, for_inference
 from codec.net.msh_gain import remap_ladder
 from codec.net.zoo import find_weights, load_network
@@ -41,12 +42,31 @@ def test_fast_gdn_matches_gdn(inverse):
         for layout in (torch.contiguous_format, torch.channels_last):
             got = fast(x.contiguous(memory_format=layout))
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
-    # Under autograd (the encoder's latent optimisation) gradients flow as through GDN.
+    # Under autograd (the encoder's latent optimisation) values and gradients are GDN's,
+    # banded too: in both layouts, with a partial last band.
     xa = x.clone().requires_grad_(True)
-    xb = x.clone().requires_grad_(True)
-    gdn(xa).square().sum().backward()
-    fast(xb).square().sum().backward()
-    torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-4, atol=1e-5)
+    out = gdn(xa)
+    out.square().sum().backward()
+    for layout in (torch.contiguous_format, torch.channels_last):
+        xb = x.clone().contiguous(memory_format=layout).requires_grad_(True)
+        got = fast(xb)
+        torch.testing.assert_close(got, out, rtol=1e-5, atol=1e-6)
+        got.square().sum().backward()
+        torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_fast_gdn_gradient_is_exact(monkeypatch, inverse, layout):
+    """The banded backward pass against numerical differentiation, over several bands."""
+    monkeypatch.setattr(layers, "BAND_PIXELS", 7)
+    torch.manual_seed(1)
+    gdn = GDN(6, inverse=inverse)
+    with torch.no_grad():
+        gdn.gamma.add_(0.05 * torch.rand_like(gdn.gamma))
+        gdn.beta.add_(0.1 * torch.rand_like(gdn.beta))
+    x = torch.randn(2, 6, 5, 7, dtype=torch.float64).contiguous(memory_format=layout)
+    assert torch.autograd.gradcheck(FastGDN(gdn), (x.requires_grad_(True),))
 
 
 def test_fast_gdn_in_place_overwrites_only_its_input():

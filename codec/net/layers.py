@@ -5,6 +5,9 @@ memory; at the first and last layers (128 channels at half the image's resolutio
 slow as the convolution beside it. ``FastGDN`` caches the parameters and works in bands of
 pixels that stay in cache; per pixel it computes the same function. Convolutions run
 channels-last, the layout oneDNN and cuDNN are fastest in (about a third faster on CPU).
+
+Under autograd (the encoder's latent search; the parameters stay frozen) ``FastGDN`` works
+band by band as well, forward and backward.
 """
 
 from __future__ import annotations
@@ -20,10 +23,70 @@ from torch import Tensor, nn
 BAND_PIXELS = 4096
 
 
+def _pixel_rows(t: Tensor) -> list[Tensor]:
+    """(pixels, channels) views of a 4-D tensor: one for a channels-last tensor, one per image
+    (a transposed view) for a contiguous one."""
+    n, c, h, w = t.shape
+    if not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return [t.permute(0, 2, 3, 1).reshape(-1, c)]
+    return [t[i].reshape(c, h * w).t() for i in range(n)]
+
+
+def _dense(t: Tensor, like: Tensor) -> Tensor:
+    """``t`` contiguous in ``like``'s layout, as ``_pixel_rows`` needs."""
+    if not like.is_contiguous() and like.is_contiguous(memory_format=torch.channels_last):
+        return t.contiguous(memory_format=torch.channels_last)
+    return t.contiguous()
+
+
+class _BandedGDN(torch.autograd.Function):
+    """GDN with frozen parameters and its gradient in the input, band by band, in the input's
+    dtype (bf16 under autocast). It keeps the input and the per-pixel factor for the backward
+    pass, where the plain form keeps four tensors and makes about ten passes over memory."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, gdn: FastGDN) -> Tensor:
+        x = _dense(x, x)
+        with torch.autocast(x.device.type, enabled=False):
+            beta, gamma_t = gdn.beta.to(x.dtype), gdn.gamma_t.to(x.dtype)
+            out, factor = torch.empty_like(x), torch.empty_like(x)
+            for rows, rows_out, rows_f in zip(*map(_pixel_rows, (x, out, factor))):
+                for s in range(0, rows.shape[0], BAND_PIXELS):
+                    band, f = rows[s : s + BAND_PIXELS], rows_f[s : s + BAND_PIXELS]
+                    torch.addmm(beta, band * band, gamma_t, out=f)
+                    f.sqrt_() if gdn.inverse else f.rsqrt_()
+                    torch.mul(band, f, out=rows_out[s : s + BAND_PIXELS])
+        ctx.save_for_backward(x, factor)
+        ctx.gdn = gdn
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, factor = ctx.saved_tensors
+        gdn = ctx.gdn
+        grad = _dense(grad.to(x.dtype), x)
+        gamma = gdn.gamma_t.t().to(x.dtype)
+        grad_x = torch.empty_like(x)
+        views = map(_pixel_rows, (x, factor, grad, grad_x))
+        for rows, rows_f, rows_g, rows_gx in zip(*views):
+            for s in range(0, rows.shape[0], BAND_PIXELS):
+                band, f, g, gx = (t[s : s + BAND_PIXELS] for t in (rows, rows_f, rows_g, rows_gx))
+                # out = x·f with f = norm^±½ and norm_c = beta_c + sum_k gamma[c, k]·x_k².
+                grad_norm = g * band
+                if gdn.inverse:
+                    grad_norm.div_(f).mul_(0.5)
+                else:
+                    grad_norm.mul_(f).mul_(f).mul_(f).mul_(-0.5)
+                torch.mul(g, f, out=gx)
+                gx.addcmul_(torch.mm(grad_norm, gamma), band, value=2.0)
+        return grad_x, None
+
+
 class FastGDN(nn.Module):
     """GDN / inverse GDN with frozen parameters, computed band by band on the CPU.
 
-    Under autograd (the encoder's latent optimisation) it takes the plain differentiable form.
+    Under autograd (the encoder's latent optimisation) it is banded too on the CPU, and
+    differentiable in its input.
     With ``inplace`` the result overwrites the input, as it may right after a convolution: a
     fresh 50 MB output costs more in page faults than the arithmetic done on it.
     """
@@ -43,6 +106,8 @@ class FastGDN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if torch.is_grad_enabled() and x.requires_grad:
+            if x.device.type == "cpu":
+                return _BandedGDN.apply(x, self)
             norm = F.conv2d(x * x, self.gamma, self.beta)
             return x * (torch.sqrt(norm) if self.inverse else torch.rsqrt(norm))
         if x.device.type != "cpu" or not x.is_contiguous(memory_format=torch.channels_last):
