@@ -42,7 +42,8 @@ def _dense(t: Tensor, like: Tensor) -> Tensor:
 class _BandedGDN(torch.autograd.Function):
     """GDN with frozen parameters and its gradient in the input, band by band, in the input's
     dtype (bf16 under autocast). It keeps the input and the per-pixel factor for the backward
-    pass, where the plain form keeps four tensors and makes about ten passes over memory."""
+    pass, where the plain form keeps three (the input, its square and the factor) and makes
+    about ten passes over memory."""
 
     @staticmethod
     def forward(ctx, x: Tensor, gdn: FastGDN) -> Tensor:
@@ -54,7 +55,10 @@ class _BandedGDN(torch.autograd.Function):
                 for s in range(0, rows.shape[0], BAND_PIXELS):
                     band, f = rows[s : s + BAND_PIXELS], rows_f[s : s + BAND_PIXELS]
                     torch.addmm(beta, band * band, gamma_t, out=f)
-                    f.sqrt_() if gdn.inverse else f.rsqrt_()
+                    if gdn.inverse:
+                        f.sqrt_()
+                    else:
+                        f.rsqrt_()
                     torch.mul(band, f, out=rows_out[s : s + BAND_PIXELS])
         ctx.save_for_backward(x, factor)
         ctx.gdn = gdn
