@@ -39,6 +39,29 @@ def _dense(t: Tensor, like: Tensor) -> Tensor:
     return t.contiguous()
 
 
+def _gdn_bands(
+    x: Tensor,
+    out: Tensor,
+    beta: Tensor,
+    gamma_t: Tensor,
+    inverse: bool,
+    factor: Tensor | None = None,
+) -> None:
+    """GDN of ``x`` into ``out`` (``x`` itself to work in place) band by band; with ``factor``
+    the per-pixel factor ``norm^±½`` is kept there too, for a backward pass."""
+    factors = _pixel_rows(factor) if factor is not None else [None] * x.shape[0]
+    for rows, rows_out, rows_f in zip(_pixel_rows(x), _pixel_rows(out), factors):
+        for s in range(0, rows.shape[0], BAND_PIXELS):
+            band = rows[s : s + BAND_PIXELS]
+            keep = None if rows_f is None else rows_f[s : s + BAND_PIXELS]
+            f = torch.addmm(beta, band * band, gamma_t, out=keep)
+            if inverse:
+                f.sqrt_()
+            else:
+                f.rsqrt_()
+            torch.mul(band, f, out=rows_out[s : s + BAND_PIXELS])
+
+
 class _BandedGDN(torch.autograd.Function):
     """GDN with frozen parameters and its gradient in the input, band by band, in the input's
     dtype (bf16 under autocast). It keeps the input and the per-pixel factor for the backward
@@ -49,17 +72,9 @@ class _BandedGDN(torch.autograd.Function):
     def forward(ctx, x: Tensor, gdn: FastGDN) -> Tensor:
         x = _dense(x, x)
         with torch.autocast(x.device.type, enabled=False):
-            beta, gamma_t = gdn.beta.to(x.dtype), gdn.gamma_t.to(x.dtype)
             out, factor = torch.empty_like(x), torch.empty_like(x)
-            for rows, rows_out, rows_f in zip(*map(_pixel_rows, (x, out, factor))):
-                for s in range(0, rows.shape[0], BAND_PIXELS):
-                    band, f = rows[s : s + BAND_PIXELS], rows_f[s : s + BAND_PIXELS]
-                    torch.addmm(beta, band * band, gamma_t, out=f)
-                    if gdn.inverse:
-                        f.sqrt_()
-                    else:
-                        f.rsqrt_()
-                    torch.mul(band, f, out=rows_out[s : s + BAND_PIXELS])
+            beta, gamma_t = gdn.beta.to(x.dtype), gdn.gamma_t.to(x.dtype)
+            _gdn_bands(x, out, beta, gamma_t, gdn.inverse, factor)
         ctx.save_for_backward(x, factor)
         ctx.gdn = gdn
         return out
@@ -121,15 +136,8 @@ class FastGDN(nn.Module):
         return self._banded(x)
 
     def _banded(self, x: Tensor) -> Tensor:
-        n, c, h, w = x.shape
         out = x if self.inplace else torch.empty_like(x)  # channels-last, like x
-        rows_in = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view: one row per pixel
-        rows_out = out.permute(0, 2, 3, 1).reshape(-1, c)
-        for start in range(0, rows_in.shape[0], BAND_PIXELS):
-            band = rows_in[start : start + BAND_PIXELS]
-            norm = torch.addmm(self.beta, band * band, self.gamma_t)
-            norm = norm.sqrt_() if self.inverse else norm.rsqrt_()
-            torch.mul(band, norm, out=rows_out[start : start + BAND_PIXELS])
+        _gdn_bands(x, out, self.beta, self.gamma_t, self.inverse)
         return out
 
 
