@@ -9,8 +9,12 @@ on the mean curves, plus the mean of per-image BD-rates). Then, at effort 1 and 
 the value reached, and how many targets were missed and why.
 
     python -m benchmarks.effort --data DIR --json OUT.json [--efforts 1,2,3] \\
-        [--qualities 20,50,80] [--limit N] [--crop N] [--threads N] [--no-targets] [--separate] \\
-        [--steer auto|float32|bfloat16]
+        [--qualities 20,50,80] [--limit N] [--skip N] [--crop N] [--threads N] [--no-targets] \\
+        [--separate] [--steer auto|float32|bfloat16]
+    python -m benchmarks.effort --merge RUN1.json RUN2.json ... --json OUT.json
+
+A measurement too long for one sitting runs in slices (``--skip 2 --limit 2`` is the third and
+fourth image) that ``--merge`` joins into one report, the summary recomputed over all images.
 
 Every level's file comes from one search per image and quality (``codec.encode_efforts``:
 the same bytes ``encode`` writes at that level), so all nine levels cost what level 9 alone
@@ -54,7 +58,7 @@ def _floats(text: str, name: str) -> list[float]:
 
 def build_parser() -> Parser:
     p = Parser(prog=PROG, description="RD gain and cost of encoder effort; rate-control accuracy.")
-    p.add_argument("--data", required=True, help="folder of PNG/JPEG images (searched recursively)")
+    p.add_argument("--data", help="folder of PNG/JPEG images (searched recursively)")
     p.add_argument("--json", required=True, help="where to write the results")
     p.add_argument("--efforts", default="1,2,3,4,5,6,7,8,9", help="effort levels 1-9 (all)")
     p.add_argument("--qualities", default="20,50,80", help="qualities of the RD curves")
@@ -67,6 +71,21 @@ def build_parser() -> Parser:
     p.add_argument("--psnr-targets", default="26,30,34", help="PSNR targets in dB")
     p.add_argument("--no-targets", action="store_true", help="skip the rate-control part")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="leave out the first N images in name order (with --limit: one slice of a "
+        "measurement too long for one run; --merge joins the slices)",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="RUN.json",
+        default=None,
+        help="instead of measuring, join the per-image results of earlier runs on different "
+        "images (same levels, qualities, model and steering) into one report at --json",
+    )
     p.add_argument(
         "--crop", type=int, default=None, help="centre-crop images to at most NxN (default: whole)"
     )
@@ -372,7 +391,15 @@ def target_summary(rows: list[dict]) -> dict:
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     require("bjontegaard", "psutil")
-    root, paths = image_paths(args.data, args.limit)
+    if args.merge:
+        if args.data:
+            raise UsageError("--merge joins earlier runs; it takes no --data")
+        report = merge_reports(args.merge)
+        _write_and_print(report, Path(args.json))
+        return 0
+    if not args.data:
+        raise UsageError("--data is required (or --merge RUN.json ...)")
+    root, paths = image_paths(args.data, args.limit, args.skip)
     if args.crop is not None and args.crop < 1:
         raise UsageError("--crop must be at least 1")
     if args.jobs < 1 or (args.jobs > 1 and args.separate):
@@ -428,6 +455,7 @@ def _main(argv: Sequence[str] | None) -> int:
     report = {
         "config": {
             "data": str(root),
+            "skip": args.skip,
             "images": {n: list(a.shape[:2]) for n, a in images.items()},
             "crop": args.crop,
             "efforts": efforts,
@@ -473,7 +501,66 @@ def _main(argv: Sequence[str] | None) -> int:
                 rows.append({"image": name, **row})
         report["targets"] = {"summary": target_summary(rows), "runs": rows}
 
-    out = Path(args.json)
+    _write_and_print(report, Path(args.json))
+    return 0
+
+
+#: What runs must share to be merged into one report.
+SHARED = ("efforts", "qualities", "crop", "model", "steering", "iterations")
+
+
+def merge_reports(files: Sequence[str]) -> dict:
+    """One report from runs on different images: the per-image results side by side and the
+    summary recomputed over all of them (BD-rate on the mean curves is not a mean of the runs'
+    BD-rates). Runs must agree on what they measured; where they ran (CPU, jobs, threads) is
+    kept per run, since that is what their times mean."""
+    import json
+
+    runs = []
+    for f in files:
+        try:
+            runs.append(json.loads(Path(f).read_text()))
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read {f}: {e}") from None
+        if not {"config", "per_image"} <= set(runs[-1]):
+            raise UsageError(f"{f} is not a benchmarks.effort report")
+    first = runs[0]["config"]
+    for f, run_ in zip(files, runs):
+        for key in SHARED:
+            if run_["config"].get(key) != first.get(key):
+                raise UsageError(
+                    f"{Path(f).name} and {Path(files[0]).name} differ in {key}: "
+                    f"{run_['config'].get(key)!r} against {first.get(key)!r}"
+                )
+    curves: dict[int, dict[str, list]] = {int(e): {} for e in first["efforts"]}
+    owner: dict[str, int] = {}
+    for i, run_ in enumerate(runs):
+        for effort, per_image in run_["per_image"].items():
+            for name, pts in per_image.items():
+                if owner.setdefault(name, i) != i:
+                    raise UsageError(f"{name} is in two runs: {files[owner[name]]} and {files[i]}")
+                curves[int(effort)][name] = pts
+    config = {k: first.get(k) for k in SHARED}
+    config["images"] = {n: s for r in runs for n, s in r["config"]["images"].items()}
+    config["runs"] = [
+        {
+            "file": Path(f).name,
+            "images": sorted(r["config"]["images"]),
+            **{k: r["config"].get(k) for k in ("data", "skip", "cpu", "threads", "jobs", "torch")},
+        }
+        for f, r in zip(files, runs)
+    ]
+    for key in ("bd_rate", "rd_loss", "memory", "levels"):
+        config[key] = first.get(key)
+    iterations = {int(e): n for e, n in first["iterations"].items()}
+    return {
+        "config": config,
+        "effort": effort_section(curves, iterations),
+        "per_image": {str(e): c for e, c in curves.items()},
+    }
+
+
+def _write_and_print(report: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(report, out)
     print(
@@ -497,7 +584,6 @@ def _main(argv: Sequence[str] | None) -> int:
     for kind, s in report.get("targets", {}).get("summary", {}).items():
         print(f"target {kind}: {s['runs']} runs, {s['misses']} missed")
     print(f"wrote {out}")
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -210,34 +210,101 @@ def test_tiled_refinement_is_never_worse(crop, monkeypatch):
     assert np.array_equal(codec.decompress(tuned.data), tuned.reconstruction)
 
 
+def _bench_curve(scale: float, loss: float, psnr_shift: float = 0.0) -> list[dict]:
+    """Three RD points as benchmarks.effort records them: bits scaled by ``scale``."""
+    return [
+        {
+            "quality": q,
+            "bpp": b * scale,
+            "psnr": p + psnr_shift,
+            "ms_ssim_db": (p + psnr_shift) / 2,
+            "rd_loss": loss,
+            "encode_s": 1.0,
+            "encode_s_per_mp": 4.0,
+            "encode_cpu_s_per_mp": 8.0,
+            "peak_bytes": 2**20,
+        }
+        for q, b, p in ((20, 0.2, 28.0), (50, 0.5, 32.0), (80, 1.0, 36.0))
+    ]
+
+
 def test_benchmark_report_per_level():
     """benchmarks.effort's summary: BD-rates against effort 1, time per megapixel, peak memory,
     and a count of points where a level did worse than effort 1."""
     pytest.importorskip("bjontegaard")
     from benchmarks.effort import effort_section
 
-    def curve(scale, loss):
-        return [
-            {
-                "quality": q,
-                "bpp": b * scale,
-                "psnr": p,
-                "ms_ssim_db": p / 2,
-                "rd_loss": loss,
-                "encode_s": 1.0,
-                "encode_s_per_mp": 4.0,
-                "encode_cpu_s_per_mp": 8.0,
-                "peak_bytes": 2**20,
-            }
-            for q, b, p in ((20, 0.2, 28.0), (50, 0.5, 32.0), (80, 1.0, 36.0))
-        ]
-
+    curve = _bench_curve
     section = effort_section({1: {"a": curve(1, 1.0)}, 2: {"a": curve(0.9, 0.95)}}, ITERATIONS)
     two = section["2"]
     assert two["bd_rate_psnr_percent"] == pytest.approx(-10, abs=0.5)
     assert two["bd_rate_ms_ssim_percent"] == pytest.approx(-10, abs=0.5)
     assert two["points_worse_than_effort_1"] == 0 and two["peak_mib"] == 1
     assert section["1"]["encode_s_per_mp"] == 4.0 and "bd_rate_psnr_percent" not in section["1"]
+
+
+def test_benchmark_runs_in_slices_and_merges_them(tmp_path, capsys):
+    """A measurement too long for one run goes in slices of the image list (``--skip``), and
+    ``--merge`` joins them into the report one run over all the images would have written:
+    BD-rate on the joint mean curve, not a mean of the slices'. Slices that overlap or that
+    measured different things are refused with a one-line error."""
+    pytest.importorskip("bjontegaard")
+    from benchmarks.common.cli import UsageError, image_paths
+    from benchmarks.effort import effort_section, main
+
+    for name in ("a.png", "b.png", "c.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    assert [p.name for p in image_paths(str(tmp_path), 1, skip=1)[1]] == ["b.png"]
+    assert [p.name for p in image_paths(str(tmp_path), None, skip=1)[1]] == ["b.png", "c.png"]
+    with pytest.raises(UsageError, match="leaves none"):
+        image_paths(str(tmp_path), 1, skip=3)
+
+    # Two images whose curves differ in level (the rates of two photos at one quality differ
+    # widely), and gain differently from effort 2.
+    parts = {
+        "a": {1: _bench_curve(1, 1.0), 2: _bench_curve(0.8, 0.9)},
+        "b": {1: _bench_curve(3, 2.0, 4.0), 2: _bench_curve(2.9, 1.9, 4.0)},
+    }
+    config = {
+        "efforts": [1, 2],
+        "qualities": [20, 50, 80],
+        "crop": None,
+        "model": "m",
+        "steering": "float32",
+        "iterations": {"1": 0, "2": 10},
+        "data": "val",
+        "cpu": "cpu",
+    }
+    files = []
+    for name, levels in parts.items():
+        run = {
+            "config": {**config, "images": {name: [8, 8]}},
+            "per_image": {str(e): {name: pts} for e, pts in levels.items()},
+        }
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps(run))
+    out = tmp_path / "merged.json"
+    assert main(["--merge", *map(str, files), "--json", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    joint = effort_section({e: {n: parts[n][e] for n in parts} for e in (1, 2)}, {1: 0, 2: 10})
+    bd = merged["effort"]["2"]["bd_rate_psnr_percent"]
+    assert bd == pytest.approx(joint["2"]["bd_rate_psnr_percent"])
+    alone = [
+        effort_section({e: {n: parts[n][e]} for e in (1, 2)}, {1: 0, 2: 10})["2"] for n in parts
+    ]
+    assert bd != pytest.approx(sum(s["bd_rate_psnr_percent"] for s in alone) / 2, abs=0.1)
+    assert sorted(merged["per_image"]["2"]) == ["a", "b"]
+    assert [r["file"] for r in merged["config"]["runs"]] == ["a.json", "b.json"]
+
+    capsys.readouterr()
+    assert main(["--merge", str(files[0]), str(files[0]), "--json", str(out)]) == 2
+    assert "in two runs" in capsys.readouterr().err
+    other = json.loads(files[1].read_text())
+    other["config"]["qualities"] = [30, 70]
+    files[1].write_text(json.dumps(other))
+    assert main(["--merge", *map(str, files), "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "differ in qualities" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("steer", ["float32", "bfloat16"])

@@ -57,8 +57,10 @@ def warn(prog: str, message: str) -> None:
     tqdm.write(f"{prog}: warning: {message}", file=sys.stderr)
 
 
-def image_paths(data: str, limit: int | None) -> tuple[Path, list[Path]]:
-    """The images a harness runs on, or a ``UsageError`` naming what is wrong with the folder."""
+def image_paths(data: str, limit: int | None, skip: int = 0) -> tuple[Path, list[Path]]:
+    """The images a harness runs on: the first ``limit`` after the first ``skip`` in name
+    order (so that a long measurement can run in slices), or a ``UsageError`` naming what is
+    wrong with the folder."""
     from .images import find_images
 
     root = Path(data)
@@ -66,9 +68,14 @@ def image_paths(data: str, limit: int | None) -> tuple[Path, list[Path]]:
         raise UsageError(f"data folder not found: {data}")
     if limit is not None and limit < 1:
         raise UsageError("--limit must be at least 1")
-    paths = find_images(root, limit)
-    if not paths:
+    if skip < 0:
+        raise UsageError("--skip must be at least 0")
+    found = find_images(root)
+    if not found:
         raise UsageError(f"no PNG or JPEG images in {data}")
+    paths = found[skip:][:limit]
+    if not paths:
+        raise UsageError(f"--skip {skip} leaves none of the {len(found)} images in {data}")
     return root, paths
 
 
