@@ -35,7 +35,7 @@ import numpy as np
 from codec.hardware import cpu_model
 
 from .common.bdrate import bd_rate
-from .common.cli import Parser, UsageError, image_paths, require, run
+from .common.cli import Parser, UsageError, image_paths, output_file, require, run, warn
 from .common.images import image_name, load_rgb
 from .common.jsonutil import write_json
 from .common.memory import describe, peak_memory
@@ -389,13 +389,16 @@ def target_summary(rows: list[dict]) -> dict:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     require("bjontegaard", "psutil")
+    out = output_file(args.json)
     if args.merge:
-        if args.data:
-            raise UsageError("--merge joins earlier runs; it takes no --data")
-        report = merge_reports(args.merge)
-        _write_and_print(report, Path(args.json))
+        given = [d for d in MEASURING if getattr(args, d) != parser.get_default(d)]
+        if given:
+            flags = ", ".join("--" + d.replace("_", "-") for d in given)
+            raise UsageError(f"--merge joins earlier runs; it takes no {flags}")
+        _write_and_print(merge_reports(args.merge), out)
         return 0
     if not args.data:
         raise UsageError("--data is required (or --merge RUN.json ...)")
@@ -472,6 +475,13 @@ def _main(argv: Sequence[str] | None) -> int:
             "negative means fewer bits than effort 1 for the same PSNR",
             "rd_loss": "lambda(rate) * 255^2 * MSE + bpp of the real file (8-bit pixels)",
             "memory": describe(lm.device),
+            "targets": None
+            if args.no_targets
+            else {
+                "bpp": args.bpp_targets,
+                "psnr": args.psnr_targets,
+                "size": args.size_targets or "each image's bytes at the bpp targets",
+            },
             "iterations": {str(e): ITERATIONS[e] for e in efforts},
             "levels": "each level encoded on its own"
             if args.separate
@@ -501,12 +511,87 @@ def _main(argv: Sequence[str] | None) -> int:
                 rows.append({"image": name, **row})
         report["targets"] = {"summary": target_summary(rows), "runs": rows}
 
-    _write_and_print(report, Path(args.json))
+    _write_and_print(report, out)
     return 0
 
 
 #: What runs must share to be merged into one report.
-SHARED = ("efforts", "qualities", "crop", "model", "steering", "iterations")
+SHARED = (
+    "efforts",
+    "qualities",
+    "crop",
+    "model",
+    "steering",
+    "iterations",
+    "device",
+    "memory",
+    "levels",
+    "targets",
+)
+#: Where runs ran: kept per run, and a merge warns when they differ (times and peaks are pooled).
+WHERE = ("cpu", "threads", "jobs", "torch")
+#: The flags that say what to measure, which a merge cannot honour.
+MEASURING = (
+    "data",
+    "skip",
+    "limit",
+    "efforts",
+    "qualities",
+    "bpp_targets",
+    "size_targets",
+    "psnr_targets",
+    "no_targets",
+    "crop",
+    "device",
+    "threads",
+    "weights",
+    "jobs",
+    "steer",
+    "separate",
+)
+#: What every RD point of a report holds, as a number.
+POINT = (
+    "quality",
+    "bpp",
+    "psnr",
+    "ms_ssim_db",
+    "rd_loss",
+    "encode_s",
+    "encode_s_per_mp",
+    "encode_cpu_s_per_mp",
+    "peak_bytes",
+)
+
+
+def _check_report(name: str, run_: object) -> None:
+    """Refuse a file that is not one whole effort report before any figure is pooled from it:
+    a level or image missing from one run would move the joint curves without a word."""
+    not_report = UsageError(f"{name} is not a benchmarks.effort report")
+    if not isinstance(run_, dict) or not isinstance(run_.get("per_image"), dict):
+        raise not_report
+    config = run_.get("config")
+    try:
+        levels = {str(int(e)) for e in config["efforts"]}
+        qualities = [float(q) for q in config["qualities"]]
+        images = set(config["images"])
+        iterations = set(config["iterations"])
+    except (KeyError, TypeError, ValueError):
+        raise not_report from None
+    if set(run_["per_image"]) != levels or iterations != levels:
+        raise UsageError(f"{name} does not hold every effort level it lists")
+    for level, per_image in run_["per_image"].items():
+        if not isinstance(per_image, dict) or set(per_image) != images:
+            raise UsageError(f"{name}: effort {level} does not hold every image the run lists")
+        for image, pts in per_image.items():
+            numbers = isinstance(pts, list) and all(
+                isinstance(p, dict)
+                and all(type(p.get(k)) in (int, float) and math.isfinite(p[k]) for k in POINT)
+                for p in pts
+            )
+            if not numbers or [p["quality"] for p in pts] != qualities:
+                raise UsageError(
+                    f"{name}: effort {level}, {image}: not one complete RD point per quality"
+                )
 
 
 def merge_reports(files: Sequence[str]) -> dict:
@@ -522,8 +607,7 @@ def merge_reports(files: Sequence[str]) -> dict:
             runs.append(json.loads(Path(f).read_text()))
         except (OSError, ValueError) as e:
             raise UsageError(f"cannot read {f}: {e}") from None
-        if not {"config", "per_image"} <= set(runs[-1]):
-            raise UsageError(f"{f} is not a benchmarks.effort report")
+        _check_report(f, runs[-1])
     first = runs[0]["config"]
     for f, run_ in zip(files, runs):
         for key in SHARED:
@@ -532,6 +616,16 @@ def merge_reports(files: Sequence[str]) -> dict:
                     f"{Path(f).name} and {Path(files[0]).name} differ in {key}: "
                     f"{run_['config'].get(key)!r} against {first.get(key)!r}"
                 )
+    for key in WHERE:
+        if len({json.dumps(r["config"].get(key)) for r in runs}) > 1:
+            warn(PROG, f"the runs differ in {key}: their times and peaks are pooled all the same")
+    with_targets = [f for f, r in zip(files, runs) if "targets" in r]
+    if with_targets and len(with_targets) < len(runs):
+        without = next(f for f, r in zip(files, runs) if "targets" not in r)
+        raise UsageError(
+            f"{with_targets[0]} has rate-control results and {without} has none: "
+            "run every slice with --no-targets or none"
+        )
     curves: dict[int, dict[str, list]] = {int(e): {} for e in first["efforts"]}
     owner: dict[str, int] = {}
     for i, run_ in enumerate(runs):
@@ -546,23 +640,32 @@ def merge_reports(files: Sequence[str]) -> dict:
         {
             "file": Path(f).name,
             "images": sorted(r["config"]["images"]),
-            **{k: r["config"].get(k) for k in ("data", "skip", "cpu", "threads", "jobs", "torch")},
+            **{k: r["config"].get(k) for k in ("data", "skip", *WHERE)},
         }
         for f, r in zip(files, runs)
     ]
-    for key in ("bd_rate", "rd_loss", "memory", "levels"):
+    for key in ("bd_rate", "rd_loss"):
         config[key] = first.get(key)
     iterations = {int(e): n for e, n in first["iterations"].items()}
-    return {
+    report = {
         "config": config,
         "effort": effort_section(curves, iterations),
         "per_image": {str(e): c for e, c in curves.items()},
     }
+    if with_targets:
+        try:
+            rows = [row for r in runs for row in r["targets"]["runs"]]
+            report["targets"] = {"summary": target_summary(rows), "runs": rows}
+        except (KeyError, TypeError, ValueError) as e:
+            raise UsageError(f"incomplete rate-control results in a run: {e!r}") from None
+    return report
 
 
 def _write_and_print(report: dict, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(report, out)
+    try:
+        write_json(report, out)
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
     print(
         "| effort | steps | BD-rate PSNR | BD-rate MS-SSIM | RD loss | s/MP | CPU s/MP "
         "| peak RSS MiB | worse than 1 |\n|---|---|---|---|---|---|---|---|---|"

@@ -210,7 +210,9 @@ def test_tiled_refinement_is_never_worse(crop, monkeypatch):
     assert np.array_equal(codec.decompress(tuned.data), tuned.reconstruction)
 
 
-def _bench_curve(scale: float, loss: float, psnr_shift: float = 0.0) -> list[dict]:
+def _bench_curve(
+    scale: float, loss: float, psnr_shift: float = 0.0, seconds: float = 1.0, peak: int = 2**20
+) -> list[dict]:
     """Three RD points as benchmarks.effort records them: bits scaled by ``scale``."""
     return [
         {
@@ -219,10 +221,10 @@ def _bench_curve(scale: float, loss: float, psnr_shift: float = 0.0) -> list[dic
             "psnr": p + psnr_shift,
             "ms_ssim_db": (p + psnr_shift) / 2,
             "rd_loss": loss,
-            "encode_s": 1.0,
-            "encode_s_per_mp": 4.0,
-            "encode_cpu_s_per_mp": 8.0,
-            "peak_bytes": 2**20,
+            "encode_s": seconds,
+            "encode_s_per_mp": 4.0 * seconds,
+            "encode_cpu_s_per_mp": 8.0 * seconds,
+            "peak_bytes": peak,
         }
         for q, b, p in ((20, 0.2, 28.0), (50, 0.5, 32.0), (80, 1.0, 36.0))
     ]
@@ -260,10 +262,14 @@ def test_benchmark_runs_in_slices_and_merges_them(tmp_path, capsys):
         image_paths(str(tmp_path), 1, skip=3)
 
     # Two images whose curves differ in level (the rates of two photos at one quality differ
-    # widely), and gain differently from effort 2.
+    # widely), gain differently from effort 2, took different times and memory, and one of
+    # which did worse at effort 2 than at effort 1: every pooled figure can tell the slices.
     parts = {
-        "a": {1: _bench_curve(1, 1.0), 2: _bench_curve(0.8, 0.9)},
-        "b": {1: _bench_curve(3, 2.0, 4.0), 2: _bench_curve(2.9, 1.9, 4.0)},
+        "a": {1: _bench_curve(1, 1.0), 2: _bench_curve(0.8, 0.9, seconds=3.0)},
+        "b": {
+            1: _bench_curve(3, 2.0, 4.0, seconds=2.0, peak=2**22),
+            2: _bench_curve(2.9, 2.1, 4.0, seconds=7.0, peak=2**23),
+        },
     }
     config = {
         "efforts": [1, 2],
@@ -287,8 +293,10 @@ def test_benchmark_runs_in_slices_and_merges_them(tmp_path, capsys):
     assert main(["--merge", *map(str, files), "--json", str(out)]) == 0
     merged = json.loads(out.read_text())
     joint = effort_section({e: {n: parts[n][e] for n in parts} for e in (1, 2)}, {1: 0, 2: 10})
+    assert merged["effort"] == json.loads(json.dumps(joint))
+    assert merged["effort"]["2"]["points_worse_than_effort_1"] == 3
+    assert merged["effort"]["2"]["peak_mib"] == 8
     bd = merged["effort"]["2"]["bd_rate_psnr_percent"]
-    assert bd == pytest.approx(joint["2"]["bd_rate_psnr_percent"])
     alone = [
         effort_section({e: {n: parts[n][e]} for e in (1, 2)}, {1: 0, 2: 10})["2"] for n in parts
     ]
@@ -300,11 +308,75 @@ def test_benchmark_runs_in_slices_and_merges_them(tmp_path, capsys):
     assert main(["--merge", str(files[0]), str(files[0]), "--json", str(out)]) == 2
     assert "in two runs" in capsys.readouterr().err
     other = json.loads(files[1].read_text())
-    other["config"]["qualities"] = [30, 70]
+    other["config"]["model"] = "another"
     files[1].write_text(json.dumps(other))
     assert main(["--merge", *map(str, files), "--json", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "differ in qualities" in err and len(err.strip().splitlines()) == 1
+    assert "differ in model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_merge_refuses_what_it_cannot_pool(tmp_path, capsys):
+    """A run with a level or image missing, a file that is not a report, runs of which only
+    some carry rate-control results, or flags that ask for a measurement: each one line and
+    status 2, nothing written."""
+    pytest.importorskip("bjontegaard")
+    from benchmarks.effort import main
+
+    def report(name: str, **extra) -> dict:
+        return {
+            "config": {
+                "efforts": [1, 2],
+                "qualities": [20, 50, 80],
+                "iterations": {"1": 0, "2": 10},
+                "images": {name: [8, 8]},
+            },
+            "per_image": {str(e): {name: _bench_curve(1 / e, 1.0)} for e in (1, 2)},
+            **extra,
+        }
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(report("a")))
+    gap = report("b")
+    del gap["per_image"]["2"]
+    short = report("b")
+    short["per_image"]["2"]["b"].pop()
+    blank = report("b")
+    blank["per_image"]["1"]["b"][0]["psnr"] = None
+    targeted = report("b", targets={"summary": {}, "runs": []})
+    cases = {
+        "gap": (gap, "every effort level"),
+        "short": (short, "one complete RD point per quality"),
+        "blank": (blank, "one complete RD point per quality"),
+        "list": ([report("b")], "not a benchmarks.effort report"),
+        "config": ({**report("b"), "config": []}, "not a benchmarks.effort report"),
+        "targets": (targeted, "rate-control results"),
+    }
+    out = tmp_path / "out.json"
+    for name, (content, message) in cases.items():
+        bad = tmp_path / f"{name}.json"
+        bad.write_text(json.dumps(content))
+        capsys.readouterr()
+        assert main(["--merge", str(good), str(bad), "--json", str(out)]) == 2, name
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, name
+    assert main(["--merge", str(good), "--skip", "2", "--json", str(out)]) == 2
+    assert "takes no --skip" in capsys.readouterr().err
+    assert main(["--merge", str(good), "--json", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["--merge", str(good), "--json", str(out)]) == 0
+    assert sorted(json.loads(out.read_text())["config"]["images"]) == ["a"]
+
+    # When every slice ran the targets, their rows are joined and summed up again.
+    sliced = []
+    for name, reached in (("a", 0.49), ("b", 0.48)):
+        row = {"image": name, "kind": "bpp", "target": 0.5, "reached": reached}
+        row.update(error=reached / 0.5 - 1, met=True, reachable=True, trials=4, seconds=1.0)
+        sliced.append(tmp_path / f"t{name}.json")
+        sliced[-1].write_text(json.dumps(report(name, targets={"summary": {}, "runs": [row]})))
+    assert main(["--merge", *map(str, sliced), "--json", str(out)]) == 0
+    summary = json.loads(out.read_text())["targets"]["summary"]["bpp"]
+    assert summary["runs"] == 2 and summary["max_abs_rel_error"] == pytest.approx(0.04)
 
 
 @pytest.mark.parametrize("steer", ["float32", "bfloat16"])
@@ -318,12 +390,17 @@ def test_benchmark_steers_as_told_and_says_so(steer, tmp_path, monkeypatch):
     seen = []
     real = effort_mod.objective_for
     monkeypatch.setattr(effort_mod, "objective_for", lambda *a: seen.append(a[-1]) or real(*a))
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.open(SAMPLE).convert("RGB").save(data / name)
     out = tmp_path / "effort.json"
-    argv = ["--data", str(SAMPLE.parent), "--json", str(out), "--crop", "32", "--efforts", "1,2"]
+    argv = ["--data", str(data), "--json", str(out), "--crop", "32", "--efforts", "1,2"]
     argv += ["--qualities", "30,70", "--threads", "1", "--no-targets", "--steer", steer]
-    assert main(argv) == 0
+    assert main([*argv, "--skip", "1"]) == 0
     report = json.loads(out.read_text())
     assert report["config"]["steering"] == steer
+    assert list(report["config"]["images"]) == ["b.png"] and report["config"]["skip"] == 1
     assert seen == [steer == "bfloat16"] * 2
 
 

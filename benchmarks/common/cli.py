@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -97,3 +98,18 @@ def apply_malloc_flag(enabled: bool) -> str:
     if not reuse_freed_memory():
         raise UsageError("--reuse-freed-memory needs glibc")
     return "freed blocks kept for reuse (codec.malloc, as the lcodec command sets it)"
+
+
+def output_file(path: str) -> Path:
+    """Where a report will go, its folder made now: a bad path fails before the measuring,
+    not after it."""
+    out = Path(path)
+    if out.is_dir():
+        raise UsageError(f"{path} is a folder, not a file to write the report to")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot make the folder of {path}: {e.strerror or e}") from None
+    if not os.access(out.parent, os.W_OK):
+        raise UsageError(f"cannot write to the folder of {path}")
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,13 @@ def finite_or_none(obj: Any) -> Any:
 
 
 def write_json(obj: Any, path: str | Path) -> None:
-    """Write ``obj`` as indented strict JSON."""
+    """Write ``obj`` as indented strict JSON, whole or not at all: a report that took an hour
+    must not be left half-written over the last good one."""
     text = json.dumps(finite_or_none(obj), indent=2, allow_nan=False)
-    Path(path).write_text(text + "\n")
+    path = Path(path)
+    part = path.with_name(f".{path.name}.part")
+    try:
+        part.write_text(text + "\n")
+        os.replace(part, path)
+    finally:
+        part.unlink(missing_ok=True)
