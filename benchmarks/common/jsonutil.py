@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from codec.files import write_atomic
 
 
 def finite_or_none(obj: Any) -> Any:
@@ -21,13 +22,7 @@ def finite_or_none(obj: Any) -> Any:
 
 
 def write_json(obj: Any, path: str | Path) -> None:
-    """Write ``obj`` as indented strict JSON, whole or not at all: a report that took an hour
-    must not be left half-written over the last good one."""
+    """Write ``obj`` as indented strict JSON, whole or not at all (lcodec's one atomic writer):
+    a report that took an hour must not be left half-written over the last good one."""
     text = json.dumps(finite_or_none(obj), indent=2, allow_nan=False)
-    path = Path(path)
-    part = path.with_name(f".{path.name}.part")
-    try:
-        part.write_text(text + "\n")
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)
+    write_atomic(Path(path), (text + "\n").encode(), force=True)
