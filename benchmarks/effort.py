@@ -12,9 +12,14 @@ the value reached, and how many targets were missed and why.
         [--qualities 20,50,80] [--limit N] [--skip N] [--crop N] [--threads N] [--no-targets] \\
         [--separate] [--steer auto|float32|bfloat16]
     python -m benchmarks.effort --merge RUN1.json RUN2.json ... --json OUT.json
+    ... --against benchmarks/results/rd/rd.json[:CODEC]
 
 A measurement too long for one sitting runs in slices (``--skip 2 --limit 2`` is the third and
 fourth image) that ``--merge`` joins into one report, the summary recomputed over all images.
+
+``--against`` answers "which effort does it take to beat AVIF?": the BD-rate of every level
+against another codec's curve from a ``benchmarks.rd`` report, on the images both measured
+(the report's kept AVIF unless ``:CODEC`` names another of its codecs).
 
 Every level's file comes from one search per image and quality (``codec.encode_efforts``:
 the same bytes ``encode`` writes at that level), so all nine levels cost what level 9 alone
@@ -85,6 +90,15 @@ def build_parser() -> Parser:
         default=None,
         help="instead of measuring, join the per-image results of earlier runs on different "
         "images (same levels, qualities, model and steering) into one report at --json",
+    )
+    p.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="RD.json[:CODEC]",
+        help="also give each level's BD-rate against CODEC's curve in a benchmarks.rd report, "
+        "on the same images (default CODEC: the AVIF the report kept); repeatable, and "
+        "usable with --merge",
     )
     p.add_argument(
         "--crop", type=int, default=None, help="centre-crop images to at most NxN (default: whole)"
@@ -316,6 +330,86 @@ def effort_section(curves: dict[int, dict[str, list]], iterations: dict[int, int
     return out
 
 
+def read_against(spec: str) -> tuple[str, str, dict]:
+    """``RD.json[:CODEC]`` as (file, codec key, the codec's entry in the report's ``codecs``)."""
+    import json
+
+    head, sep, tail = spec.rpartition(":")
+    path, key = (head, tail) if sep and head.endswith(".json") else (spec, "")
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {path}: {e}") from None
+    codecs = report.get("codecs") if isinstance(report, dict) else None
+    if not isinstance(codecs, dict):
+        raise UsageError(f"{path} is not a benchmarks.rd report (rd.json)")
+    key = key or (report.get("avif") or {}).get("kept") or "avif"
+    if key not in codecs:
+        raise UsageError(f"{path} has no {key!r} curve; it has {', '.join(sorted(codecs))}")
+    return path, key, codecs[key]
+
+
+def anchor_points(path: str, key: str, entry: dict, images: dict[str, list]) -> dict:
+    """Per image (``images``: name to [height, width]), the codec's points in quality order,
+    each with MS-SSIM in dB; refuses a report that lacks an image, or measured it at another
+    size (a --crop run), since a BD-rate over other pictures means nothing."""
+    try:
+        qualities = [p["quality"] for p in entry["points"]]
+        rows = {}
+        for point in entry["points"]:
+            for r in point["images"]:
+                rows.setdefault(r["image"], []).append(r)
+    except (KeyError, TypeError) as e:
+        raise UsageError(f"{path}: {key} has a malformed point ({e!r})") from None
+    out = {}
+    for name, (h, w) in images.items():
+        got = rows.get(name, [])
+        if len(got) != len(qualities):
+            raise UsageError(f"{path}: {key} has no result for {name} at every quality")
+        if any((r.get("height"), r.get("width")) != (h, w) for r in got):
+            raise UsageError(f"{path}: {key} measured {name} at another size than {w}x{h}")
+        out[name] = [
+            {"bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim_db": ms_ssim_db(r.get("ms_ssim"))}
+            for r in got
+        ]
+    return out
+
+
+def against_section(report: dict, spec: str) -> dict:
+    """Each level's BD-rate (PSNR and MS-SSIM, on the mean curves and per image) against the
+    curve ``spec`` names, averaged over the images of ``report`` alone."""
+    path, key, entry = read_against(spec)
+    anchor = anchor_points(path, key, entry, report["config"]["images"])
+    ref = [
+        {k: statistics.fmean(p[k] for p in pts) for k in ("bpp", "psnr", "ms_ssim_db")}
+        for pts in zip(*anchor.values())
+    ]
+    levels = {}
+    for effort, per_image in report["per_image"].items():
+        curve = mean_curve(list(per_image.values()))
+        psnr, ms = _bd(ref, curve, "psnr", " dB"), _bd(ref, curve, "ms_ssim_db", " dB")
+        per = [_bd(anchor[n], pts, "psnr").value for n, pts in per_image.items()]
+        finite = [v for v in per if math.isfinite(v)]
+        levels[effort] = {
+            "bd_rate_psnr_percent": psnr.value,
+            "bd_rate_ms_ssim_percent": ms.value,
+            "bd_rate_psnr_percent_per_image_mean": statistics.fmean(finite) if finite else None,
+            "images_with_fewer_bits": sum(v < 0 for v in finite),
+            "bd_images": len(finite),
+            "notes": [f"PSNR: {n}" for n in psnr.notes] + [f"MS-SSIM: {n}" for n in ms.notes],
+        }
+    return {
+        "report": Path(path).name,
+        "codec": key,
+        "label": entry.get("label", key),
+        "settings": entry.get("settings"),
+        "images": len(anchor),
+        "qualities": [p["quality"] for p in entry["points"]],
+        "curve": ref,
+        "levels": levels,
+    }
+
+
 def target_runs(codec, img: np.ndarray, targets: dict[str, list[float]], kw: dict) -> list:
     """Encode ``img`` at every target (effort 1) and record what was reached."""
     h, w = img.shape[:2]
@@ -398,7 +492,11 @@ def _main(argv: Sequence[str] | None) -> int:
         if given:
             flags = ", ".join("--" + d.replace("_", "-") for d in given)
             raise UsageError(f"--merge joins earlier runs; it takes no {flags}")
-        _write_and_print(merge_reports(args.merge), out)
+        for spec in args.against:
+            read_against(spec)
+        report = merge_reports(args.merge)
+        report["against"] = [against_section(report, spec) for spec in args.against]
+        _write_and_print(report, out)
         return 0
     if not args.data:
         raise UsageError("--data is required (or --merge RUN.json ...)")
@@ -413,6 +511,7 @@ def _main(argv: Sequence[str] | None) -> int:
     qualities = sorted(_floats(args.qualities, "--qualities"))
     if not all(0 <= q <= 100 for q in qualities):
         raise UsageError("--qualities must be from 0 to 100")
+    against = [read_against(spec) for spec in args.against]
 
     import torch
 
@@ -428,6 +527,8 @@ def _main(argv: Sequence[str] | None) -> int:
         raise UsageError(f"cannot load lcodec's model: {e}") from None
 
     images = {image_name(p, root): centre_crop(load_rgb(p), args.crop) for p in paths}
+    for path, key, entry in against:  # before an hour of measuring, not after
+        anchor_points(path, key, entry, {n: list(a.shape[:2]) for n, a in images.items()})
     codec.encode(next(iter(images.values())), 50, **kw)  # warm-up: model load, first calls
 
     curves: dict[int, dict[str, list]] = {e: {} for e in efforts}
@@ -511,6 +612,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 rows.append({"image": name, **row})
         report["targets"] = {"summary": target_summary(rows), "runs": rows}
 
+    report["against"] = [against_section(report, spec) for spec in args.against]
     _write_and_print(report, out)
     return 0
 
@@ -577,6 +679,9 @@ def _check_report(name: str, run_: object) -> None:
         iterations = set(config["iterations"])
     except (KeyError, TypeError, ValueError):
         raise not_report from None
+    runs = config.get("runs")
+    if runs is not None and not (isinstance(runs, list) and all(isinstance(r, dict) for r in runs)):
+        raise not_report
     if set(run_["per_image"]) != levels or iterations != levels:
         raise UsageError(f"{name} does not hold every effort level it lists")
     for level, per_image in run_["per_image"].items():
@@ -616,8 +721,21 @@ def merge_reports(files: Sequence[str]) -> dict:
                     f"{Path(f).name} and {Path(files[0]).name} differ in {key}: "
                     f"{run_['config'].get(key)!r} against {first.get(key)!r}"
                 )
+    # Where each slice ran; a report that is itself a merge brings its own slices' records.
+    sources = [
+        source
+        for f, r in zip(files, runs)
+        for source in r["config"].get("runs")
+        or [
+            {
+                "file": Path(f).name,
+                "images": sorted(r["config"]["images"]),
+                **{k: r["config"].get(k) for k in ("data", "skip", *WHERE)},
+            }
+        ]
+    ]
     for key in WHERE:
-        if len({json.dumps(r["config"].get(key)) for r in runs}) > 1:
+        if len({json.dumps(s.get(key)) for s in sources}) > 1:
             warn(PROG, f"the runs differ in {key}: their times and peaks are pooled all the same")
     with_targets = [f for f, r in zip(files, runs) if "targets" in r]
     if with_targets and len(with_targets) < len(runs):
@@ -636,14 +754,7 @@ def merge_reports(files: Sequence[str]) -> dict:
                 curves[int(effort)][name] = pts
     config = {k: first.get(k) for k in SHARED}
     config["images"] = {n: s for r in runs for n, s in r["config"]["images"].items()}
-    config["runs"] = [
-        {
-            "file": Path(f).name,
-            "images": sorted(r["config"]["images"]),
-            **{k: r["config"].get(k) for k in ("data", "skip", *WHERE)},
-        }
-        for f, r in zip(files, runs)
-    ]
+    config["runs"] = sources
     for key in ("bd_rate", "rd_loss"):
         config[key] = first.get(key)
     iterations = {int(e): n for e, n in first["iterations"].items()}
@@ -684,6 +795,22 @@ def _write_and_print(report: dict, out: Path) -> None:
             str(entry.get("points_worse_than_effort_1", "—")),
         ]
         print("| " + " | ".join(cells) + " |")
+    for section in report.get("against", []):
+        print(
+            f"\nagainst {section['label']} ({section['report']}, {section['images']} images)\n"
+            "| effort | BD-rate PSNR | BD-rate MS-SSIM | per-image mean (PSNR) "
+            "| images with fewer bits |\n|---|---|---|---|---|"
+        )
+        for effort, row in section["levels"].items():
+            mean = row["bd_rate_psnr_percent_per_image_mean"]
+            cells = [
+                effort,
+                f"{row['bd_rate_psnr_percent']:+.2f} %",
+                f"{row['bd_rate_ms_ssim_percent']:+.2f} %",
+                "—" if mean is None else f"{mean:+.2f} %",
+                f"{row['images_with_fewer_bits']} of {row['bd_images']}",
+            ]
+            print("| " + " | ".join(cells) + " |")
     for kind, s in report.get("targets", {}).get("summary", {}).items():
         print(f"target {kind}: {s['runs']} runs, {s['misses']} missed")
     print(f"wrote {out}")

@@ -303,6 +303,10 @@ def test_benchmark_runs_in_slices_and_merges_them(tmp_path, capsys):
     assert bd != pytest.approx(sum(s["bd_rate_psnr_percent"] for s in alone) / 2, abs=0.1)
     assert sorted(merged["per_image"]["2"]) == ["a", "b"]
     assert [r["file"] for r in merged["config"]["runs"]] == ["a.json", "b.json"]
+    # A merged report merges again (say, to add --against) and keeps its slices' records.
+    again = tmp_path / "again.json"
+    assert main(["--merge", str(out), "--json", str(again)]) == 0
+    assert json.loads(again.read_text())["config"]["runs"] == merged["config"]["runs"]
 
     capsys.readouterr()
     assert main(["--merge", str(files[0]), str(files[0]), "--json", str(out)]) == 2
@@ -377,6 +381,103 @@ def test_merge_refuses_what_it_cannot_pool(tmp_path, capsys):
     assert main(["--merge", *map(str, sliced), "--json", str(out)]) == 0
     summary = json.loads(out.read_text())["targets"]["summary"]["bpp"]
     assert summary["runs"] == 2 and summary["max_abs_rel_error"] == pytest.approx(0.04)
+
+
+def _rd_report(curves: dict[str, list[dict]], scale: float, size=(8, 8)) -> dict:
+    """A benchmarks.rd report whose kept AVIF spends ``scale`` times the bits of ``curves``
+    (name to points) at the same PSNR and MS-SSIM, plus a WebP curve."""
+    points = []
+    for i, q in enumerate((10, 40, 70)):
+        rows = [
+            {
+                "image": name,
+                "height": size[0],
+                "width": size[1],
+                "bpp": pts[i]["bpp"] * scale,
+                "psnr": pts[i]["psnr"],
+                "ms_ssim": 1 - 10 ** (-pts[i]["ms_ssim_db"] / 10),
+            }
+            for name, pts in curves.items()
+        ]
+        points.append({"quality": q, "images": rows})
+    webp = {"label": "WebP", "points": points}
+    avif = {"label": "AVIF (speed 2, 4:4:4)", "settings": {"speed": 2}, "points": points}
+    return {"codecs": {"webp": webp, "avif-s2-444": avif}, "avif": {"kept": "avif-s2-444"}}
+
+
+def test_levels_against_a_codec_of_an_rd_report(tmp_path, capsys, monkeypatch):
+    """``--against rd.json`` gives each level's BD-rate against the AVIF that report kept (or
+    the codec named after a colon), averaged over the effort run's own images only; a report
+    without those images, or with them at another size, is refused before anything is
+    measured, in one line."""
+    pytest.importorskip("bjontegaard")
+    from benchmarks.effort import main
+
+    parts = {
+        "a": {1: _bench_curve(1, 1.0), 2: _bench_curve(0.8, 0.9)},
+        "b": {1: _bench_curve(3, 2.0, 4.0), 2: _bench_curve(2.7, 1.9, 4.0)},
+    }
+    config = {"efforts": [1, 2], "qualities": [20, 50, 80], "iterations": {"1": 0, "2": 10}}
+    run = tmp_path / "run.json"
+    run.write_text(
+        json.dumps(
+            {
+                "config": {**config, "images": {n: [8, 8] for n in parts}},
+                "per_image": {str(e): {n: parts[n][e] for n in parts} for e in (1, 2)},
+            }
+        )
+    )
+    # The report also holds an image the effort run did not measure, far off the others'
+    # curves: it must not move the anchor.
+    rd = _rd_report({**{n: p[1] for n, p in parts.items()}, "z": _bench_curve(9, 1.0, 9)}, 1.25)
+    rd["codecs"]["webp"]["points"] = [
+        {**p, "images": [{**r, "bpp": r["bpp"] * 2} for r in p["images"]]}
+        for p in rd["codecs"]["webp"]["points"]
+    ]
+    rd_path = tmp_path / "rd.json"
+    rd_path.write_text(json.dumps(rd))
+    out = tmp_path / "out.json"
+    argv = ["--merge", str(run), "--json", str(out), "--against", str(rd_path)]
+    assert main([*argv, "--against", f"{rd_path}:webp"]) == 0
+    avif, webp = json.loads(out.read_text())["against"]
+    assert (avif["codec"], avif["images"], webp["codec"]) == ("avif-s2-444", 2, "webp")
+    one, two = avif["levels"]["1"], avif["levels"]["2"]
+    # Effort 1 spends 1/1.25 of the anchor's bits at every PSNR: -20 %, on every image.
+    assert one["bd_rate_psnr_percent"] == pytest.approx(-20, abs=0.01)
+    assert one["bd_rate_ms_ssim_percent"] == pytest.approx(-20, abs=0.01)
+    assert one["bd_rate_psnr_percent_per_image_mean"] == pytest.approx(-20, abs=0.01)
+    assert one["images_with_fewer_bits"] == 2
+    assert two["bd_rate_psnr_percent"] < one["bd_rate_psnr_percent"] - 5
+    assert webp["levels"]["1"]["bd_rate_psnr_percent"] == pytest.approx(-60, abs=0.01)
+    assert "against AVIF (speed 2, 4:4:4)" in capsys.readouterr().out
+
+    del rd["codecs"]["avif-s2-444"]["points"][1]["images"][1]  # b at one quality
+    rd_path.write_text(json.dumps(rd))
+    small = tmp_path / "small.json"
+    small.write_text(json.dumps(_rd_report({n: p[1] for n, p in parts.items()}, 1.25, (4, 8))))
+    cases = {
+        str(rd_path): "has no result for b at every quality",
+        f"{rd_path}:heic": "has no 'heic' curve; it has avif-s2-444, webp",
+        str(small): "measured a at another size than 8x8",
+        str(run): "is not a benchmarks.rd report",
+        str(tmp_path / "none.json"): "cannot read",
+    }
+    out.unlink()
+    for spec, message in cases.items():
+        capsys.readouterr()
+        assert main(["--merge", str(run), "--json", str(out), "--against", spec]) == 2, spec
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, spec
+    assert not out.exists()
+
+    # A measuring run checks the report against its images before its first encode.
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.new("RGB", (8, 8)).save(data / "c.png")
+    monkeypatch.setattr(codec, "encode", lambda *a, **k: pytest.fail("measured"))
+    argv = ["--data", str(data), "--json", str(out), "--against", f"{rd_path}:webp"]
+    assert main([*argv, "--efforts", "1", "--no-targets", "--threads", "1"]) == 2
+    assert "webp has no result for c.png" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("steer", ["float32", "bfloat16"])
