@@ -512,6 +512,29 @@ def test_precision_compares_float16_with_float32(data_dir, tmp_path, torch_one_t
     assert precision.main([*args, "--qualities", "101"]) == 2
 
 
+def test_headroom_sets_each_file_against_the_unrounded_ceiling(
+    data_dir, tmp_path, torch_one_thread, capsys
+):
+    """benchmarks.headroom: at each quality the file's PSNR and the PSNR the same gains give
+    without rounding. Rounding costs most at the lowest rate; the ceiling is never below the
+    file."""
+    from benchmarks import headroom
+
+    out = tmp_path / "headroom.json"
+    args = ["--data", str(data_dir), "--json", str(out), "--limit", "1", "--threads", "1"]
+    assert headroom.main([*args, "--qualities", "0,100"]) == 0
+    report = json.loads(out.read_text())
+    ((low, high),) = report["per_image"].values()
+    assert report["mean"] == [low, high] and report["config"]["images"] == 1
+    assert low["bpp"] < high["bpp"] and low["psnr"] < high["psnr"]
+    for p in (low, high):
+        assert p["psnr_unrounded"] > p["psnr"]
+    assert low["psnr_unrounded"] - low["psnr"] > 1 + high["psnr_unrounded"] - high["psnr"]
+    assert "| 100 |" in capsys.readouterr().out
+    assert headroom.main([*args, "--qualities", "101"]) == 2
+    assert "from 0 to 100" in capsys.readouterr().err
+
+
 def test_cli_roundtrip_times_the_commands(tmp_path):
     from benchmarks import cli_roundtrip
 

@@ -1,0 +1,141 @@
+"""How much of the distortion is quantization, and how much the transforms themselves.
+
+At each quality: the real file's bpp and PSNR, and the PSNR of the same synthesis fed the
+analysis' latent at that quality's gain *without* rounding, the most these transforms can give
+at any rate. Where the two meet, more bits buy little and only better transforms help: the top
+of the RD curve bends there.
+
+    python -m benchmarks.headroom --data DIR [--qualities 0,50,100] [--limit N] \\
+        [--weights NAME] [--threads N] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from codec.hardware import cpu_model
+
+from .common.cli import Parser, UsageError, image_paths, output_file, run
+from .common.images import image_name, load_rgb
+from .common.jsonutil import write_json
+from .common.metrics import bpp, psnr
+
+PROG = "python -m benchmarks.headroom"
+QUALITIES = (0, 25, 50, 75, 87.5, 100)
+
+
+def build_parser() -> Parser:
+    p = Parser(prog=PROG, description="File PSNR against the transforms' own ceiling.")
+    p.add_argument("--data", required=True, help="folder of images (searched recursively)")
+    p.add_argument("--qualities", default=",".join(f"{q:g}" for q in QUALITIES))
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument("--weights", default=None, help="release name or .safetensors path")
+    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--json", default=None, help="write the per-image and mean results here")
+    return p
+
+
+def measure(lm, pixels: np.ndarray, qualities: Sequence[float]) -> list[dict]:
+    """Per quality: the file's bpp and PSNR, and the unrounded latent's PSNR."""
+    import torch
+
+    import codec
+    from codec.net.ladder import quality_to_rate
+    from codec.net.tiling import analyse, synthesize
+
+    model = lm.model
+    h, w = pixels.shape[:2]
+    padded = (h + (-h) % model.stride, w + (-w) % model.stride)
+    y = analyse(model, pixels, padded, lm.device)
+    rows = []
+    for q in qualities:
+        enc = codec.encode(pixels, q, device=str(lm.device), weights=lm.weights.path)
+        rate = torch.tensor([quality_to_rate(q, model.levels)], device=lm.device)
+        with torch.no_grad():
+            gain, inv_gain = model.gains(rate)
+            ceiling = synthesize(model, y * gain, inv_gain, h, w)
+        rows.append(
+            {
+                "quality": q,
+                "bpp": bpp(len(enc.data), h, w),
+                "psnr": psnr(pixels, enc.reconstruction),
+                "psnr_unrounded": psnr(pixels, ceiling),
+            }
+        )
+    return rows
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    out = output_file(args.json) if args.json else None
+    root, paths = image_paths(args.data, args.limit)
+    try:
+        qualities = [float(v) for v in args.qualities.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(
+            f"--qualities takes comma-separated numbers, got {args.qualities!r}"
+        ) from None
+    if not qualities or not all(0 <= q <= 100 for q in qualities):
+        raise UsageError("--qualities must be from 0 to 100")
+
+    import torch
+
+    import codec
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        lm = codec.load_model(device="cpu", weights=args.weights)
+    except codec.CodecError as e:
+        raise UsageError(f"cannot load lcodec's model: {e}") from None
+    per_image = {}
+    for path in paths:
+        per_image[image_name(path, root)] = measure(lm, load_rgb(path), qualities)
+        print(f"{image_name(path, root)}: done", file=sys.stderr, flush=True)
+    mean = [
+        {
+            "quality": pts[0]["quality"],
+            **{k: statistics.fmean(p[k] for p in pts) for k in ("bpp", "psnr", "psnr_unrounded")},
+        }
+        for pts in zip(*per_image.values())
+    ]
+    print("| quality | bpp | PSNR of the file | PSNR unrounded | gap |\n|---|---|---|---|---|")
+    for p in mean:
+        gap = p["psnr_unrounded"] - p["psnr"]
+        print(
+            f"| {p['quality']:g} | {p['bpp']:.4f} | {p['psnr']:.2f} dB "
+            f"| {p['psnr_unrounded']:.2f} dB | {gap:.2f} dB |"
+        )
+    if out is not None:
+        report = {
+            "config": {
+                "data": str(root),
+                "images": len(per_image),
+                "model": lm.weights.model_id,
+                "qualities": qualities,
+                "cpu": cpu_model(),
+                "psnr_unrounded": "PSNR-RGB of the 8-bit synthesis of g_a(x) * gain * inverse "
+                "gain at the quality's rate, no rounding: the transforms' ceiling at that gain",
+            },
+            "mean": mean,
+            "per_image": per_image,
+        }
+        try:
+            write_json(report, out)
+        except OSError as e:
+            raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
+        print(f"wrote {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 with a one-line message on bad arguments)."""
+    return run(PROG, _main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
