@@ -330,12 +330,18 @@ def effort_section(curves: dict[int, dict[str, list]], iterations: dict[int, int
     return out
 
 
-def read_against(spec: str) -> tuple[str, str, dict]:
-    """``RD.json[:CODEC]`` as (file, codec key, the codec's entry in the report's ``codecs``)."""
+#: A codec's curve in a benchmarks.rd report: (file, codec key, its entry in ``codecs``).
+Against = tuple[str, str, dict]
+
+
+def read_against(spec: str) -> Against:
+    """``RD.json[:CODEC]``, read once while the arguments are checked, so that a report
+    rewritten during an hour of measuring cannot change what the levels are compared with."""
     import json
 
     head, sep, tail = spec.rpartition(":")
-    path, key = (head, tail) if sep and head.endswith(".json") else (spec, "")
+    split = sep and head.lower().endswith(".json") and not Path(spec).is_file()
+    path, key = (head, tail) if split else (spec, "")
     try:
         report = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
@@ -343,45 +349,73 @@ def read_against(spec: str) -> tuple[str, str, dict]:
     codecs = report.get("codecs") if isinstance(report, dict) else None
     if not isinstance(codecs, dict):
         raise UsageError(f"{path} is not a benchmarks.rd report (rd.json)")
-    key = key or (report.get("avif") or {}).get("kept") or "avif"
+    avif = report.get("avif")
+    kept = avif.get("kept") if isinstance(avif, dict) else None
+    key = key or (kept if isinstance(kept, str) else "avif")
     if key not in codecs:
         raise UsageError(f"{path} has no {key!r} curve; it has {', '.join(sorted(codecs))}")
+    if not isinstance(codecs[key], dict):
+        raise UsageError(f"{path}: {key} is not a curve")
     return path, key, codecs[key]
 
 
-def anchor_points(path: str, key: str, entry: dict, images: dict[str, list]) -> dict:
-    """Per image (``images``: name to [height, width]), the codec's points in quality order,
-    each with MS-SSIM in dB; refuses a report that lacks an image, or measured it at another
-    size (a --crop run), since a BD-rate over other pictures means nothing."""
-    try:
-        qualities = [p["quality"] for p in entry["points"]]
-        rows = {}
-        for point in entry["points"]:
-            for r in point["images"]:
-                rows.setdefault(r["image"], []).append(r)
-    except (KeyError, TypeError) as e:
-        raise UsageError(f"{path}: {key} has a malformed point ({e!r})") from None
-    out = {}
-    for name, (h, w) in images.items():
-        got = rows.get(name, [])
-        if len(got) != len(qualities):
-            raise UsageError(f"{path}: {key} has no result for {name} at every quality")
-        if any((r.get("height"), r.get("width")) != (h, w) for r in got):
-            raise UsageError(f"{path}: {key} measured {name} at another size than {w}x{h}")
-        out[name] = [
-            {"bpp": r["bpp"], "psnr": r["psnr"], "ms_ssim_db": ms_ssim_db(r.get("ms_ssim"))}
-            for r in got
-        ]
+def _finite(v: object) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+def anchor_points(against: Against, images: dict[str, list]) -> dict[str, list[dict]]:
+    """Per image of the effort run (``images``: name to [height, width]), the codec's points
+    in the report's order. A report that lacks an image at some point, measured it twice or at
+    another size (a --crop run), or holds no finite rate or PSNR for it is refused: a BD-rate
+    over other pictures, or over a silently shorter curve, means nothing."""
+    path, key, entry = against
+    points = entry.get("points")
+    if not isinstance(points, list) or len(points) < 2:
+        raise UsageError(f"{path}: {key} has fewer than 2 RD points")
+    out: dict[str, list[dict]] = {name: [] for name in images}
+    for point in points:
+        rows = point.get("images") if isinstance(point, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise UsageError(f"{path}: {key} has a point without per-image results")
+        at = f"at quality {point.get('quality')}"
+        for name, (h, w) in images.items():
+            mine = [r for r in rows if r.get("image") == name]
+            if len(mine) != 1:
+                raise UsageError(f"{path}: {key} has no single result for {name} {at}")
+            r = mine[0]
+            size = (r.get("height"), r.get("width"))
+            if not all(_finite(v) for v in size):
+                raise UsageError(f"{path}: {key} does not say at which size it measured {name}")
+            if size != (h, w):
+                raise UsageError(f"{path}: {key} measured {name} at another size than {w}x{h}")
+            ms = r.get("ms_ssim")
+            if not (_finite(r.get("bpp")) and r["bpp"] > 0 and _finite(r.get("psnr"))) or not (
+                ms is None or type(ms) in (int, float)
+            ):
+                raise UsageError(f"{path}: {key} has no finite bpp and PSNR for {name} {at}")
+            out[name].append(
+                {"bpp": float(r["bpp"]), "psnr": float(r["psnr"]), "ms_ssim_db": ms_ssim_db(ms)}
+            )
     return out
 
 
-def against_section(report: dict, spec: str) -> dict:
-    """Each level's BD-rate (PSNR and MS-SSIM, on the mean curves and per image) against the
-    curve ``spec`` names, averaged over the images of ``report`` alone."""
-    path, key, entry = read_against(spec)
-    anchor = anchor_points(path, key, entry, report["config"]["images"])
+def _mean_finite(values: Sequence[float]) -> float:
+    """As benchmarks.rd averages MS-SSIM: over the images that have a value."""
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.fmean(finite) if finite else math.nan
+
+
+def against_section(report: dict, against: Against) -> dict:
+    """Each level's BD-rate (PSNR and MS-SSIM on the mean curves, PSNR per image) against the
+    codec's curve averaged over the images of ``report`` alone."""
+    path, key, entry = against
+    anchor = anchor_points(against, report["config"]["images"])
     ref = [
-        {k: statistics.fmean(p[k] for p in pts) for k in ("bpp", "psnr", "ms_ssim_db")}
+        {
+            "bpp": statistics.fmean(p["bpp"] for p in pts),
+            "psnr": statistics.fmean(p["psnr"] for p in pts),
+            "ms_ssim_db": _mean_finite([p["ms_ssim_db"] for p in pts]),
+        }
         for pts in zip(*anchor.values())
     ]
     levels = {}
@@ -404,7 +438,7 @@ def against_section(report: dict, spec: str) -> dict:
         "label": entry.get("label", key),
         "settings": entry.get("settings"),
         "images": len(anchor),
-        "qualities": [p["quality"] for p in entry["points"]],
+        "qualities": [p.get("quality") for p in entry["points"]],
         "curve": ref,
         "levels": levels,
     }
@@ -492,10 +526,9 @@ def _main(argv: Sequence[str] | None) -> int:
         if given:
             flags = ", ".join("--" + d.replace("_", "-") for d in given)
             raise UsageError(f"--merge joins earlier runs; it takes no {flags}")
-        for spec in args.against:
-            read_against(spec)
+        against = [read_against(spec) for spec in args.against]
         report = merge_reports(args.merge)
-        report["against"] = [against_section(report, spec) for spec in args.against]
+        report["against"] = [against_section(report, a) for a in against]
         _write_and_print(report, out)
         return 0
     if not args.data:
@@ -512,6 +545,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if not all(0 <= q <= 100 for q in qualities):
         raise UsageError("--qualities must be from 0 to 100")
     against = [read_against(spec) for spec in args.against]
+    images = {image_name(p, root): centre_crop(load_rgb(p), args.crop) for p in paths}
+    for a in against:  # before an hour of measuring, not after
+        anchor_points(a, {n: list(img.shape[:2]) for n, img in images.items()})
 
     import torch
 
@@ -526,9 +562,6 @@ def _main(argv: Sequence[str] | None) -> int:
     except codec.CodecError as e:
         raise UsageError(f"cannot load lcodec's model: {e}") from None
 
-    images = {image_name(p, root): centre_crop(load_rgb(p), args.crop) for p in paths}
-    for path, key, entry in against:  # before an hour of measuring, not after
-        anchor_points(path, key, entry, {n: list(a.shape[:2]) for n, a in images.items()})
     codec.encode(next(iter(images.values())), 50, **kw)  # warm-up: model load, first calls
 
     curves: dict[int, dict[str, list]] = {e: {} for e in efforts}
@@ -612,7 +645,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 rows.append({"image": name, **row})
         report["targets"] = {"summary": target_summary(rows), "runs": rows}
 
-    report["against"] = [against_section(report, spec) for spec in args.against]
+    report["against"] = [against_section(report, a) for a in against]
     _write_and_print(report, out)
     return 0
 
@@ -772,6 +805,10 @@ def merge_reports(files: Sequence[str]) -> dict:
     return report
 
 
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:+.2f} %"
+
+
 def _write_and_print(report: dict, out: Path) -> None:
     try:
         write_json(report, out)
@@ -801,16 +838,19 @@ def _write_and_print(report: dict, out: Path) -> None:
             "| effort | BD-rate PSNR | BD-rate MS-SSIM | per-image mean (PSNR) "
             "| images with fewer bits |\n|---|---|---|---|---|"
         )
+        notes = []
         for effort, row in section["levels"].items():
-            mean = row["bd_rate_psnr_percent_per_image_mean"]
             cells = [
                 effort,
-                f"{row['bd_rate_psnr_percent']:+.2f} %",
-                f"{row['bd_rate_ms_ssim_percent']:+.2f} %",
-                "—" if mean is None else f"{mean:+.2f} %",
+                _percent(row["bd_rate_psnr_percent"]),
+                _percent(row["bd_rate_ms_ssim_percent"]),
+                _percent(row["bd_rate_psnr_percent_per_image_mean"]),
                 f"{row['images_with_fewer_bits']} of {row['bd_images']}",
             ]
             print("| " + " | ".join(cells) + " |")
+            notes += [f"effort {effort}: {n}" for n in row["notes"]]
+        for note in notes:
+            print(f"note: {note}")
     for kind, s in report.get("targets", {}).get("summary", {}).items():
         print(f"target {kind}: {s['runs']} runs, {s['misses']} missed")
     print(f"wrote {out}")

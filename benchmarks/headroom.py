@@ -1,9 +1,9 @@
 """How much of the distortion is quantization, and how much the transforms themselves.
 
-At each quality: the real file's bpp and PSNR, and the PSNR of the same synthesis fed the
-analysis' latent at that quality's gain *without* rounding, the most these transforms can give
-at any rate. Where the two meet, more bits buy little and only better transforms help: the top
-of the RD curve bends there.
+At each quality: the real file's bpp and PSNR (effort 1), and the PSNR of the same synthesis fed
+the same latent at that quality's gains *without* rounding: what these transforms give at those
+gains however many bits were spent. Where the two meet, more bits buy little and only better
+transforms help: the top of the RD curve bends there.
 
     python -m benchmarks.headroom --data DIR [--qualities 0,50,100] [--limit N] \\
         [--weights NAME] [--threads N] [--json OUT.json]
@@ -31,7 +31,11 @@ QUALITIES = (0, 25, 50, 75, 87.5, 100)
 def build_parser() -> Parser:
     p = Parser(prog=PROG, description="File PSNR against the transforms' own ceiling.")
     p.add_argument("--data", required=True, help="folder of images (searched recursively)")
-    p.add_argument("--qualities", default=",".join(f"{q:g}" for q in QUALITIES))
+    p.add_argument(
+        "--qualities",
+        default=",".join(f"{q:g}" for q in QUALITIES),
+        help="comma-separated qualities 0-100 (default: %(default)s)",
+    )
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--weights", default=None, help="release name or .safetensors path")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
@@ -39,30 +43,28 @@ def build_parser() -> Parser:
     return p
 
 
-def measure(lm, pixels: np.ndarray, qualities: Sequence[float]) -> list[dict]:
-    """Per quality: the file's bpp and PSNR, and the unrounded latent's PSNR."""
+def measure(weights: str | None, pixels: np.ndarray, qualities: Sequence[float]) -> list[dict]:
+    """Per quality: the file's bpp and PSNR, and the unrounded latent's PSNR, all from one
+    analysis, the one ``encode`` runs."""
     import torch
 
-    import codec
-    from codec.net.ladder import quality_to_rate
-    from codec.net.tiling import analyse, synthesize
+    from codec.encoder.analysis import prepare
+    from codec.image import read_image
+    from codec.net.tiling import synthesize
 
-    model = lm.model
-    h, w = pixels.shape[:2]
-    padded = (h + (-h) % model.stride, w + (-w) % model.stride)
-    y = analyse(model, pixels, padded, lm.device)
+    a = prepare(read_image(pixels), weights, "cpu", None, None)
     rows = []
     for q in qualities:
-        enc = codec.encode(pixels, q, device=str(lm.device), weights=lm.weights.path)
-        rate = torch.tensor([quality_to_rate(q, model.levels)], device=lm.device)
+        trial = a.trial(q)
+        rate = torch.tensor([a.rate_of(q)], device=a.device)
         with torch.no_grad():
-            gain, inv_gain = model.gains(rate)
-            ceiling = synthesize(model, y * gain, inv_gain, h, w)
+            gain, inv_gain = a.model.gains(rate)
+            ceiling = synthesize(a.model, a.latent * gain, inv_gain, a.height, a.width)
         rows.append(
             {
                 "quality": q,
-                "bpp": bpp(len(enc.data), h, w),
-                "psnr": psnr(pixels, enc.reconstruction),
+                "bpp": bpp(len(trial.data), a.height, a.width),
+                "psnr": psnr(pixels, a.reconstruction(trial)),
                 "psnr_unrounded": psnr(pixels, ceiling),
             }
         )
@@ -86,7 +88,9 @@ def _main(argv: Sequence[str] | None) -> int:
 
     import codec
 
-    if args.threads:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
     try:
         lm = codec.load_model(device="cpu", weights=args.weights)
@@ -94,7 +98,7 @@ def _main(argv: Sequence[str] | None) -> int:
         raise UsageError(f"cannot load lcodec's model: {e}") from None
     per_image = {}
     for path in paths:
-        per_image[image_name(path, root)] = measure(lm, load_rgb(path), qualities)
+        per_image[image_name(path, root)] = measure(args.weights, load_rgb(path), qualities)
         print(f"{image_name(path, root)}: done", file=sys.stderr, flush=True)
     mean = [
         {
@@ -118,8 +122,10 @@ def _main(argv: Sequence[str] | None) -> int:
                 "model": lm.weights.model_id,
                 "qualities": qualities,
                 "cpu": cpu_model(),
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
                 "psnr_unrounded": "PSNR-RGB of the 8-bit synthesis of g_a(x) * gain * inverse "
-                "gain at the quality's rate, no rounding: the transforms' ceiling at that gain",
+                "gain at the quality's rate, no rounding: the transforms' ceiling at those gains",
             },
             "mean": mean,
             "per_image": per_image,

@@ -530,9 +530,19 @@ def test_headroom_sets_each_file_against_the_unrounded_ceiling(
     for p in (low, high):
         assert p["psnr_unrounded"] > p["psnr"]
     assert low["psnr_unrounded"] - low["psnr"] > 1 + high["psnr_unrounded"] - high["psnr"]
+    # The file is the one encode writes.
+    import codec
+
+    first = sorted(p for p in data_dir.rglob("*.png"))[0]
+    img = np.asarray(Image.open(first).convert("RGB"))
+    data = codec.compress(img, 0)
+    assert low["bpp"] == pytest.approx(8 * len(data) / (img.shape[0] * img.shape[1]))
+    assert low["psnr"] == pytest.approx(metrics.psnr(img, codec.decompress(data, mode="RGB")))
     assert "| 100 |" in capsys.readouterr().out
     assert headroom.main([*args, "--qualities", "101"]) == 2
     assert "from 0 to 100" in capsys.readouterr().err
+    assert headroom.main([*args[:-2], "--threads", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
 
 
 def test_cli_roundtrip_times_the_commands(tmp_path):

@@ -353,6 +353,10 @@ def test_merge_refuses_what_it_cannot_pool(tmp_path, capsys):
         "blank": (blank, "one complete RD point per quality"),
         "list": ([report("b")], "not a benchmarks.effort report"),
         "config": ({**report("b"), "config": []}, "not a benchmarks.effort report"),
+        "runs": (
+            {**report("b"), "config": {**report("b")["config"], "runs": "x"}},
+            "not a benchmarks.effort report",
+        ),
         "targets": (targeted, "rate-control results"),
     }
     out = tmp_path / "out.json"
@@ -383,7 +387,7 @@ def test_merge_refuses_what_it_cannot_pool(tmp_path, capsys):
     assert summary["runs"] == 2 and summary["max_abs_rel_error"] == pytest.approx(0.04)
 
 
-def _rd_report(curves: dict[str, list[dict]], scale: float, size=(8, 8)) -> dict:
+def _rd_report(curves: dict[str, list[dict]], scale: float, size=(8, 12)) -> dict:
     """A benchmarks.rd report whose kept AVIF spends ``scale`` times the bits of ``curves``
     (name to points) at the same PSNR and MS-SSIM, plus a WebP curve."""
     points = []
@@ -408,8 +412,8 @@ def _rd_report(curves: dict[str, list[dict]], scale: float, size=(8, 8)) -> dict
 def test_levels_against_a_codec_of_an_rd_report(tmp_path, capsys, monkeypatch):
     """``--against rd.json`` gives each level's BD-rate against the AVIF that report kept (or
     the codec named after a colon), averaged over the effort run's own images only; a report
-    without those images, or with them at another size, is refused before anything is
-    measured, in one line."""
+    without those images once per point, with them at another size or without a finite PSNR
+    is refused in one line, before a model is loaded."""
     pytest.importorskip("bjontegaard")
     from benchmarks.effort import main
 
@@ -422,7 +426,7 @@ def test_levels_against_a_codec_of_an_rd_report(tmp_path, capsys, monkeypatch):
     run.write_text(
         json.dumps(
             {
-                "config": {**config, "images": {n: [8, 8] for n in parts}},
+                "config": {**config, "images": {n: [8, 12] for n in parts}},
                 "per_image": {str(e): {n: parts[n][e] for n in parts} for e in (1, 2)},
             }
         )
@@ -450,15 +454,32 @@ def test_levels_against_a_codec_of_an_rd_report(tmp_path, capsys, monkeypatch):
     assert two["bd_rate_psnr_percent"] < one["bd_rate_psnr_percent"] - 5
     assert webp["levels"]["1"]["bd_rate_psnr_percent"] == pytest.approx(-60, abs=0.01)
     assert "against AVIF (speed 2, 4:4:4)" in capsys.readouterr().out
+    # Without a kept AVIF the report's "avif" is the anchor; a path may hold colons.
+    plain = {"codecs": {"avif": rd["codecs"]["webp"]}}
+    odd = tmp_path / "rd 12:00.json"
+    odd.write_text(json.dumps(plain))
+    assert main(["--merge", str(run), "--json", str(out), "--against", str(odd)]) == 0
+    (section,) = json.loads(out.read_text())["against"]
+    assert section["codec"] == "avif"
+    assert section["levels"]["1"]["bd_rate_psnr_percent"] == pytest.approx(-60, abs=0.01)
 
     del rd["codecs"]["avif-s2-444"]["points"][1]["images"][1]  # b at one quality
     rd_path.write_text(json.dumps(rd))
-    small = tmp_path / "small.json"
-    small.write_text(json.dumps(_rd_report({n: p[1] for n, p in parts.items()}, 1.25, (4, 8))))
+    turned = tmp_path / "turned.json"
+    turned.write_text(json.dumps(_rd_report({n: p[1] for n, p in parts.items()}, 1.25, (12, 8))))
+    twice = json.loads(json.dumps(_rd_report({n: p[1] for n, p in parts.items()}, 1.25)))
+    rows = twice["codecs"]["webp"]["points"][0]["images"]
+    rows.append(dict(rows[0]))
+    del twice["codecs"]["webp"]["points"][1]["images"][0]  # a: twice at 10, missing at 40
+    twice["codecs"]["avif-s2-444"]["points"][2]["images"][0]["psnr"] = None
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(twice))
     cases = {
-        str(rd_path): "has no result for b at every quality",
+        str(rd_path): "has no single result for b at quality 40",
         f"{rd_path}:heic": "has no 'heic' curve; it has avif-s2-444, webp",
-        str(small): "measured a at another size than 8x8",
+        str(turned): "measured a at another size than 12x8",
+        f"{bad}:webp": "has no single result for a at quality 10",
+        str(bad): "has no finite bpp and PSNR for a at quality 70",
         str(run): "is not a benchmarks.rd report",
         str(tmp_path / "none.json"): "cannot read",
     }
@@ -473,11 +494,12 @@ def test_levels_against_a_codec_of_an_rd_report(tmp_path, capsys, monkeypatch):
     # A measuring run checks the report against its images before its first encode.
     data = tmp_path / "data"
     data.mkdir()
-    Image.new("RGB", (8, 8)).save(data / "c.png")
+    Image.new("RGB", (12, 8)).save(data / "c.png")
+    monkeypatch.setattr(codec, "load_model", lambda *a, **k: pytest.fail("loaded a model"))
     monkeypatch.setattr(codec, "encode", lambda *a, **k: pytest.fail("measured"))
     argv = ["--data", str(data), "--json", str(out), "--against", f"{rd_path}:webp"]
     assert main([*argv, "--efforts", "1", "--no-targets", "--threads", "1"]) == 2
-    assert "webp has no result for c.png" in capsys.readouterr().err
+    assert "webp has no single result for c.png" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("steer", ["float32", "bfloat16"])
