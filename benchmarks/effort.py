@@ -40,7 +40,16 @@ import numpy as np
 from codec.hardware import cpu_model
 
 from .common.bdrate import bd_rate
-from .common.cli import Parser, UsageError, image_paths, output_file, require, run, warn
+from .common.cli import (
+    Parser,
+    UsageError,
+    floats,
+    image_paths,
+    output_file,
+    require,
+    run,
+    warn,
+)
 from .common.images import image_name, load_rgb
 from .common.jsonutil import write_json
 from .common.memory import describe, peak_memory
@@ -49,16 +58,6 @@ from .common.metrics import bpp, ms_ssim, ms_ssim_db, psnr
 PROG = "python -m benchmarks.effort"
 #: ``--steer`` to ``codec.encoder.effort.SEARCH_BF16``.
 STEERING = {"auto": None, "float32": False, "bfloat16": True}
-
-
-def _floats(text: str, name: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"{name} takes comma-separated numbers, got {text!r}") from None
-    if not values or not all(math.isfinite(v) for v in values):
-        raise UsageError(f"{name} takes comma-separated finite numbers, got {text!r}")
-    return values
 
 
 def build_parser() -> Parser:
@@ -538,10 +537,10 @@ def _main(argv: Sequence[str] | None) -> int:
         raise UsageError("--crop must be at least 1")
     if args.jobs < 1 or (args.jobs > 1 and args.separate):
         raise UsageError("--jobs must be at least 1, and 1 with --separate")
-    efforts = sorted({int(v) for v in _floats(args.efforts, "--efforts")})
+    efforts = sorted({int(v) for v in floats(args.efforts, "--efforts")})
     if not all(1 <= e <= 9 for e in efforts):
         raise UsageError("--efforts must be from 1 to 9")
-    qualities = sorted(_floats(args.qualities, "--qualities"))
+    qualities = sorted(floats(args.qualities, "--qualities"))
     if not all(0 <= q <= 100 for q in qualities):
         raise UsageError("--qualities must be from 0 to 100")
     against = [read_against(spec) for spec in args.against]
@@ -630,14 +629,14 @@ def _main(argv: Sequence[str] | None) -> int:
 
     if not args.no_targets:
         targets = {
-            "bpp": _floats(args.bpp_targets, "--bpp-targets"),
-            "psnr": _floats(args.psnr_targets, "--psnr-targets"),
+            "bpp": floats(args.bpp_targets, "--bpp-targets"),
+            "psnr": floats(args.psnr_targets, "--psnr-targets"),
         }
         rows = []
         for name, img in images.items():
             px = img.shape[0] * img.shape[1]
             sizes = (
-                _floats(args.size_targets, "--size-targets")
+                floats(args.size_targets, "--size-targets")
                 if args.size_targets
                 else [max(1, round(b * px / 8)) for b in targets["bpp"]]
             )
@@ -722,9 +721,7 @@ def _check_report(name: str, run_: object) -> None:
             raise UsageError(f"{name}: effort {level} does not hold every image the run lists")
         for image, pts in per_image.items():
             numbers = isinstance(pts, list) and all(
-                isinstance(p, dict)
-                and all(type(p.get(k)) in (int, float) and math.isfinite(p[k]) for k in POINT)
-                for p in pts
+                isinstance(p, dict) and all(_finite(p.get(k)) for k in POINT) for p in pts
             )
             if not numbers or [p["quality"] for p in pts] != qualities:
                 raise UsageError(

@@ -19,7 +19,7 @@ import numpy as np
 
 from codec.hardware import cpu_model
 
-from .common.cli import Parser, UsageError, image_paths, output_file, run
+from .common.cli import Parser, UsageError, floats, image_paths, output_file, run
 from .common.images import image_name, load_rgb
 from .common.jsonutil import write_json
 from .common.metrics import bpp, psnr
@@ -75,13 +75,8 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     out = output_file(args.json) if args.json else None
     root, paths = image_paths(args.data, args.limit)
-    try:
-        qualities = [float(v) for v in args.qualities.split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(
-            f"--qualities takes comma-separated numbers, got {args.qualities!r}"
-        ) from None
-    if not qualities or not all(0 <= q <= 100 for q in qualities):
+    qualities = floats(args.qualities, "--qualities")
+    if not all(0 <= q <= 100 for q in qualities):
         raise UsageError("--qualities must be from 0 to 100")
 
     import torch
@@ -98,8 +93,9 @@ def _main(argv: Sequence[str] | None) -> int:
         raise UsageError(f"cannot load lcodec's model: {e}") from None
     per_image = {}
     for path in paths:
-        per_image[image_name(path, root)] = measure(args.weights, load_rgb(path), qualities)
-        print(f"{image_name(path, root)}: done", file=sys.stderr, flush=True)
+        name = image_name(path, root)
+        per_image[name] = measure(args.weights, load_rgb(path), qualities)
+        print(f"{name}: done", file=sys.stderr, flush=True)
     mean = [
         {
             "quality": pts[0]["quality"],

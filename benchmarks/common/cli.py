@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -56,6 +57,17 @@ def warn(prog: str, message: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(f"{prog}: warning: {message}", file=sys.stderr)
+
+
+def floats(text: str, name: str) -> list[float]:
+    """Comma-separated finite numbers given to the flag ``name``, or a one-line ``UsageError``."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{name} takes comma-separated numbers, got {text!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise UsageError(f"{name} takes comma-separated finite numbers, got {text!r}")
+    return values
 
 
 def image_paths(data: str, limit: int | None, skip: int = 0) -> tuple[Path, list[Path]]:
