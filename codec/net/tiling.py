@@ -87,7 +87,11 @@ def analyse(
 def synthesize(
     model, y_hat: Tensor, inv_gain: Tensor, height: int, width: int, tile: int = 0
 ) -> np.ndarray:
-    """``model.g_s(y_hat * inv_gain)`` cropped to ``height x width``, as HxWx3 uint8."""
+    """``model.g_s(y_hat * inv_gain)`` cropped to ``height x width``, as HxWx3 uint8.
+
+    ``y_hat`` may sit on another device than the model (the entropy decoder leaves it on the
+    CPU); each tile moves to the model's device on its own, so a large latent never does.
+    """
     tile = (tile or TILE) // DOWN
     halo = HALO // DOWN
     lh, lw = y_hat.shape[-2:]
@@ -101,7 +105,7 @@ def synthesize(
             a0, a1 = max(0, r0 - halo), min(lh, r1 + halo)
             b0, b1 = max(0, c0 - halo), min(lw, c1 + halo)
             with torch.no_grad():
-                x = model.g_s(y_hat[..., a0:a1, b0:b1] * inv_gain)
+                x = model.g_s(y_hat[..., a0:a1, b0:b1].to(inv_gain.device) * inv_gain)
                 dy, dx = (r0 - a0) * DOWN, (c0 - b0) * DOWN
                 core = x[..., dy : dy + bottom - top, dx : dx + right - left]
                 out[top:bottom, left:right] = to_uint8(core)
