@@ -3,11 +3,12 @@
 #   .whl/  wheels for Python 3.12 (compressai is not installed there)
 #   .data/ a training subset and a few validation photos
 # Usage: bash benchmarks/gpu/prepare.sh [TRAIN_DIR] [VAL_DIR] [N_TRAIN]
+# N_TRAIN (default 80) keeps the call within what it may carry beside the code.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 train=${1:-../shared/data/train}
 val=${2:-../shared/data/val}
-n=${3:-150}
+n=${3:-80}
 grep -qx '/.whl/' .git/info/exclude || echo '/.whl/' >> .git/info/exclude
 grep -qx '/.data/' .git/info/exclude || echo '/.data/' >> .git/info/exclude
 pip=${PIP:-.venv/bin/pip}
@@ -20,3 +21,9 @@ find "$train" -maxdepth 1 -name '*.jpg' | sort | awk "NR % 2 == 1" | head -n "$n
   | xargs -I{} cp {} .data/train/
 find "$val" -maxdepth 1 -name '*.png' | sort | head -n 8 | xargs -I{} cp {} .data/val/
 du -sh .whl .data
+travel=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } \
+  | xargs -0 du -ck 2>/dev/null | tail -1 | cut -f1)
+extra=$(du -sk .whl .data | awk '{s += $1} END {print s}')
+total=$(( (travel + extra) / 1024 ))
+echo "a call carries ${total} MiB with .whl and .data (at most 64)"
+[ "$total" -le 64 ] || echo "over the limit: benchmarks/gpu/slim.sh stash sets releases aside"
