@@ -4,7 +4,9 @@ For each image, codec and quality the image is encoded to the bytes of a file, d
 and measured: bpp from the file size, PSNR-RGB and MS-SSIM on the 8-bit result, and the
 encode and decode wall times. Means over the images form one RD point (arithmetic means of the
 per-image values, as CompressAI reports them). Outputs in ``--out``: rd.json, rd.csv,
-bd_rate.md, bd_rate.json, rd_psnr.png and rd_msssim.png.
+bd_rate.md, bd_rate.json, rd_psnr.png, rd_msssim.png and rd_by_psnr.png (lcodec's extra bits
+against each codec at each PSNR). ``--from RD.json`` writes the tables and plots again from an
+earlier run without measuring.
 
 AVIF has two settings, ``avif`` (speed 6, 4:2:0) and ``avif-s2-444`` (speed 2, 4:4:4). When
 both ran, the BD-rate tables and plots carry only the stronger, keyed ``avif`` (the rule is in
@@ -12,11 +14,13 @@ both ran, the BD-rate tables and plots carry only the stronger, keyed ``avif`` (
 between them under ``avif``.
 
     python -m benchmarks.rd --data DIR --out OUT [--codecs lcodec,jpeg,...] [--points N]
+    python -m benchmarks.rd --from OUT/rd.json --out OUT2 [--anchor-codec webp]
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import platform
 import sys
@@ -29,7 +33,7 @@ import numpy as np
 from .common import anchors as anchors_mod
 from .common import avif as avif_mod
 from .common import codecs as codecs_mod
-from .common.bdrate import bd_per_image, bd_table, bd_versus, table_markdown
+from .common.bdrate import bd_by_level, bd_per_image, bd_table, bd_versus, table_markdown
 from .common.cli import Parser, UsageError, image_paths, require, run, warn
 from .common.curves import SUBJECT, Curve, live_curve
 from .common.images import image_name, load_rgb
@@ -62,12 +66,21 @@ def build_parser() -> Parser:
         + " rd.json records both settings, the one kept and the BD-rates between them under "
         "'avif'; --anchor-codec avif or avif-s2-444 then names the kept one.",
     )
-    p.add_argument("--data", required=True, help="folder of PNG/JPEG images (searched recursively)")
+    p.add_argument("--data", help="folder of PNG/JPEG images (searched recursively)")
+    p.add_argument(
+        "--from",
+        dest="from_report",
+        metavar="RD.json",
+        help="measure nothing: write the BD tables and plots again from an earlier run's "
+        "rd.json (another --anchor-codec, --bd-method or --anchors)",
+    )
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument(
         "--codecs",
-        default=",".join(codecs_mod.available_names()),
-        help="comma-separated codecs (default: all of %(default)s)",
+        default=None,
+        help="comma-separated codecs (default: all of "
+        + ",".join(codecs_mod.available_names())
+        + ")",
     )
     p.add_argument(
         "--qualities",
@@ -312,10 +325,18 @@ def run_sweeps(coders: dict, plan: dict, root: Path, paths: list[Path], progress
     return per_point, failed, dropped
 
 
+#: What only measuring uses; --from refuses them rather than ignore them.
+MEASURING = ("data", "codecs", "qualities", "points", "device", "weights", "threads", "limit")
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     require("bjontegaard", "matplotlib")
-    names = parse_codecs(args.codecs)
+    if args.from_report:
+        return _report_again(args)
+    if not args.data:
+        raise UsageError("--data is required (or --from RD.json to report an earlier run)")
+    names = parse_codecs(args.codecs or ",".join(codecs_mod.available_names()))
     plan = quality_plan(names, args.qualities, args.points)
     root, paths = image_paths(args.data, args.limit)
     images = [{"image": image_name(p, root), **_size(p)} for p in paths]
@@ -397,21 +418,79 @@ def _main(argv: Sequence[str] | None) -> int:
         }
     write_json(report, out / "rd.json")
     write_csv(results, out / "rd.csv")
+    title = _title(Path(args.data).resolve().name, len(paths))
+    written = write_reports(
+        results, choice, published, args.anchor_codec, args.bd_method, out, title
+    )
+    print(f"wrote {out / 'rd.json'}, rd.csv, {', '.join(written)}")
+    return 0
+
+
+def _title(data_name: str, count: int) -> str:
+    return f"{data_name} ({count} image" + ("s" if count != 1 else "") + ")"
+
+
+def write_reports(
+    results: dict,
+    choice: dict | None,
+    published: list[Curve],
+    anchor: str,
+    method: str,
+    out: Path,
+    title: str,
+) -> list[str]:
+    """The BD tables and the plots of measured ``results``; the names of the files written."""
+    from .common.plots import plot_by_level, plot_rd
 
     compared = avif_mod.compared(results, choice)
-    anchor = args.anchor_codec
     if choice and anchor in avif_mod.VARIANTS:
         anchor = avif_mod.ROLE
     curves = [live_curve(n, e) for n, e in compared.items()] + published
-    write_bd(curves, anchor, args.bd_method, out, compared, choice)
-
-    from .common.plots import plot_rd
-
-    count = f"{len(paths)} image" + ("s" if len(paths) != 1 else "")
-    title = f"{Path(args.data).resolve().name} ({count})"
+    by_level = write_bd(curves, anchor, method, out, compared, choice)
     plot_rd(curves, "psnr", out / "rd_psnr.png", title)
     plot_rd(curves, "ms_ssim_db", out / "rd_msssim.png", title)
-    print(f"wrote {out / 'rd.json'}, rd.csv, bd_rate.md, bd_rate.json, rd_psnr.png, rd_msssim.png")
+    written = ["bd_rate.md", "bd_rate.json", "rd_psnr.png", "rd_msssim.png"]
+    if by_level is not None:
+        plot_by_level(by_level, out / "rd_by_psnr.png", title)
+        written.append("rd_by_psnr.png")
+    return written
+
+
+def _report_again(args) -> int:
+    """``--from``: the reports of an earlier run's rd.json, measuring nothing."""
+    given = [f"--{k}" for k in MEASURING if getattr(args, k) not in (None, [])]
+    if given:
+        raise UsageError(
+            f"--from reports a finished run; {', '.join(given)} only apply to measuring"
+        )
+    path = Path(args.from_report)
+    if not path.is_file():
+        raise UsageError(f"report not found: {args.from_report}")
+    try:
+        report = json.loads(path.read_text())
+        results = report["codecs"]
+        count = len(report["images"])
+        data_name = Path(report["data"]).name
+    except (ValueError, KeyError, TypeError, OSError):
+        raise UsageError(f"not an rd.json of python -m benchmarks.rd: {args.from_report}") from None
+    if not results:
+        raise UsageError(f"{args.from_report} holds no measured codec")
+    published = load_published(args)
+    if args.anchor_codec is None:
+        args.anchor_codec = "jpeg" if "jpeg" in results else next(iter(results))
+    if args.anchor_codec not in results and args.anchor_codec not in {c.key for c in published}:
+        raise UsageError(
+            f"--anchor-codec {args.anchor_codec!r} is neither a codec of {path.name} nor a "
+            "method of --anchors"
+        )
+    choice = avif_mod.choose(results, args.bd_method)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    title = _title(data_name, count)
+    written = write_reports(
+        results, choice, published, args.anchor_codec, args.bd_method, out, title
+    )
+    print(f"wrote {', '.join(str(out / w) for w in written)}")
     return 0
 
 
@@ -447,33 +526,37 @@ def write_bd(
     out: Path,
     results: dict | None = None,
     avif_choice: dict | None = None,
-) -> None:
+) -> dict | None:
     """bd_rate.json and bd_rate.md; an explanatory stub when the anchor produced no curve.
 
-    When lcodec ran, both files also carry lcodec against each live codec ("versus"), and,
-    given the per-image ``results``, the same per image ("per_image"). ``avif_choice`` (from
-    ``avif.choose``) is recorded in both as "avif": which AVIF setting the tables use and why.
+    When lcodec ran, both files also carry lcodec against each live codec ("versus"), the
+    same at each PSNR ("by_psnr", which is returned for its plot) and, given the per-image
+    ``results``, per image ("per_image"). ``avif_choice`` (from ``avif.choose``) is recorded
+    in both as "avif": which AVIF setting the tables use and why.
     """
     if any(c.key == anchor for c in curves):
         table = bd_table(curves, anchor, method)
-        versus = per_image = None
+        versus = per_image = by_level = None
         if any(c.key == SUBJECT and not c.published for c in curves):
             versus = bd_versus(curves, SUBJECT, method)
             table["versus"] = versus
+            by_level = bd_by_level(curves, SUBJECT)
+            table["by_psnr"] = by_level
             if results:
                 per_image = bd_per_image(image_curves(results), SUBJECT, method)
                 table["per_image"] = per_image
-        md = table_markdown(table, versus, per_image)
+        md = table_markdown(table, versus, per_image, by_level)
         if avif_choice:
             table["avif"] = avif_choice
             md += avif_mod.markdown(avif_choice)
         write_json(table, out / "bd_rate.json")
         (out / "bd_rate.md").write_text(md)
-        return
+        return by_level
     msg = f"anchor {anchor!r} produced no results (see 'skipped' in rd.json)"
     warn(PROG, f"no BD-rate table: {msg}")
     write_json({"anchor": anchor, "rows": [], "error": msg}, out / "bd_rate.json")
     (out / "bd_rate.md").write_text(f"# BD-rate\n\nNo table: {msg}.\n")
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -177,6 +177,60 @@ def test_versus_table_reads_from_lcodec_side(rd_out):
     assert "## lcodec against each codec, per image (PSNR)" in md
 
 
+def test_rd_gives_lcodec_against_each_codec_by_psnr(rd_out):
+    if not lcodec_available():
+        pytest.skip("codec package without compress")
+    report = json.loads((rd_out / "rd.json").read_text())
+    by = json.loads((rd_out / "bd_rate.json").read_text())["by_psnr"]
+    psnrs = [p["psnr"] for p in report["codecs"]["lcodec"]["points"]]
+    assert by["levels"] and all(min(psnrs) <= v <= max(psnrs) for v in by["levels"])
+    assert {r["codec"] for r in by["rows"]} == set(compared_codecs()) - {"lcodec"}
+    for r in by["rows"]:
+        assert len(r["percent"]) == len(by["levels"])
+    assert "## lcodec against each codec, by PSNR" in (rd_out / "bd_rate.md").read_text()
+    with Image.open(rd_out / "rd_by_psnr.png") as im:
+        im.verify()
+
+
+def test_rd_reports_again_from_its_json(rd_out, tmp_path):
+    before = json.loads((rd_out / "bd_rate.json").read_text())
+    out = tmp_path / "again"
+    args = ["--from", str(rd_out / "rd.json"), "--out", str(out), "--anchor-codec", "webp"]
+    assert rd.main(args) == 0
+    after = json.loads((out / "bd_rate.json").read_text())
+    assert after["anchor"] == "webp" and before["anchor"] == "jpeg"
+    rows = {r["codec"]: r["bd_rate_psnr_percent"] for r in after["rows"]}
+    first = {r["codec"]: r["bd_rate_psnr_percent"] for r in before["rows"]}
+    assert rows["jpeg"] == pytest.approx(-first["webp"] / (1 + first["webp"] / 100), rel=1e-6)
+    assert not (out / "rd.json").exists()  # the measurements stay where they were
+    if lcodec_available():
+        assert after["versus"] == before["versus"]  # same curves, same versus table
+    for name in ("bd_rate.md", "rd_psnr.png", "rd_msssim.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_rd_from_errors_are_one_line(rd_out, tmp_path, capsys):
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("[1, 2]")
+    cases = [
+        (["--from", str(tmp_path / "nope.json"), "--out", str(tmp_path)], "report not found"),
+        (["--from", str(garbage), "--out", str(tmp_path)], "not an rd.json"),
+        (
+            ["--from", str(rd_out / "rd.json"), "--out", str(tmp_path), "--data", str(tmp_path)],
+            "--data only apply to measuring",
+        ),
+        (
+            ["--from", str(rd_out / "rd.json"), "--out", str(tmp_path), "--anchor-codec", "bpg"],
+            "neither a codec of rd.json",
+        ),
+        (["--out", str(tmp_path)], "--data is required"),
+    ]
+    for args, message in cases:
+        assert rd.main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
 @pytest.mark.skipif(not _pil_feature("avif"), reason="Pillow without AVIF")
 def test_rd_keeps_the_stronger_avif_and_records_both(rd_out):
     from benchmarks.common import avif
@@ -325,6 +379,34 @@ def test_bd_versus_puts_the_subject_against_each_live_curve():
     assert rows["b"]["bd_rate_ms_ssim_percent"] == pytest.approx(-75, abs=0.5)
     md = bdrate.table_markdown(bdrate.bd_table([anchor, subject], "a"), table)
     assert "# S against each codec" in md and "| B | -75.0 % |" in md
+
+
+def test_bd_by_level_reads_the_gap_at_each_psnr():
+    from benchmarks.common.curves import Curve
+
+    rates = [0.2, 0.4, 0.8, 1.6]
+    anchor = Curve("a", "A", bpp=rates, psnr=[26.0, 29.0, 32.0, 35.0], ms_ssim_db=[1.0] * 4)
+    # 20 % more bits up to 32 dB, then a curve that bends: 3 dB for 150 % more bits.
+    subject = Curve(
+        "s", "S", bpp=[0.24, 0.48, 0.96, 2.4], psnr=[26.5, 29.0, 32.0, 35.0], ms_ssim_db=[1.0] * 4
+    )
+    published = Curve("p", "P", published=True, bpp=rates, psnr=[26.0, 29.0, 32.0, 35.0])
+    result = bdrate.bd_by_level([anchor, subject, published], "s", step=1.0)
+    assert result["levels"] == [27.0, 28.0, 29.0, 30.0, 31.0, 32.0, 33.0, 34.0, 35.0]
+    (row,) = result["rows"]  # published curves are left out
+    gap = dict(zip(result["levels"], row["percent"]))
+    for level in (29.0, 30.0, 31.0, 32.0):
+        assert gap[level] == pytest.approx(20.0, abs=1e-6)
+    assert gap[35.0] == pytest.approx(50.0, abs=1e-6)  # 2.4 against 1.6 bpp
+    assert gap[32.0] < gap[33.0] < gap[34.0] < gap[35.0]
+    # Outside either curve there is no value: below the subject's lowest point, above both.
+    assert math.isfinite(bdrate.rate_gap(rates, anchor.psnr, subject.bpp, subject.psnr, 26.6))
+    assert math.isnan(bdrate.rate_gap(rates, anchor.psnr, subject.bpp, subject.psnr, 26.4))
+    assert math.isnan(bdrate.rate_gap(rates, anchor.psnr, subject.bpp, subject.psnr, 35.1))
+    versus = bdrate.bd_versus([anchor, subject], "s")
+    md = bdrate.table_markdown(bdrate.bd_table([anchor, subject], "a"), versus, None, result)
+    section = md.split("## S against each codec, by PSNR")[1]
+    assert "| anchor | 27 dB |" in section and "| +20.0 % | +20.0 % |" in section
 
 
 def test_bd_per_image_gives_each_image_and_the_median():

@@ -167,6 +167,54 @@ def bd_per_image(
     return {"labels": labels, "images": images, "median_psnr_percent": median}
 
 
+def rate_gap(
+    anchor_rate: Sequence[float],
+    anchor_dist: Sequence[float],
+    test_rate: Sequence[float],
+    test_dist: Sequence[float],
+    level: float,
+) -> float:
+    """Percent more bits ``test`` spends than ``anchor`` at quality ``level``, NaN outside
+    either curve. Each curve is read piecewise linearly in log-rate between its measured
+    points: a BD-rate averages this over the shared range, and where it comes from is the
+    question this answers."""
+    ar, ad = monotone_curve(anchor_rate, anchor_dist)
+    tr, td = monotone_curve(test_rate, test_dist)
+    if len(ar) < 2 or len(tr) < 2:
+        return math.nan
+    if not (ad[0] <= level <= ad[-1] and td[0] <= level <= td[-1]):
+        return math.nan
+    ra = np.exp(np.interp(level, ad, np.log(ar)))
+    rt = np.exp(np.interp(level, td, np.log(tr)))
+    return float(100.0 * (rt / ra - 1.0))
+
+
+def bd_by_level(curves: Sequence, subject_key: str, step: float = 1.0) -> dict:
+    """:func:`rate_gap` of the subject against each other live curve, in PSNR, at every
+    ``step`` dB across the subject's own range."""
+    subject = next(c for c in curves if c.key == subject_key)
+    _, sd = monotone_curve(subject.bpp, subject.psnr)
+    levels: list[float] = []
+    if len(sd):
+        first = math.ceil(sd[0] / step) * step
+        levels = [float(v) for v in np.arange(first, sd[-1] + 1e-9, step)]
+    rows = [
+        {
+            "codec": c.key,
+            "label": c.display,
+            "percent": [rate_gap(c.bpp, c.psnr, subject.bpp, subject.psnr, v) for v in levels],
+        }
+        for c in curves
+        if c.key != subject_key and not c.published
+    ]
+    return {
+        "subject": subject.key,
+        "subject_label": subject.display,
+        "levels": levels,
+        "rows": rows,
+    }
+
+
 def _pct(v: float) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:+.1f} %"
 
@@ -181,12 +229,18 @@ def _rows_markdown(rows: list[dict], first: str) -> list[str]:
     return lines
 
 
-def table_markdown(table: dict, versus: dict | None = None, per_image: dict | None = None) -> str:
+def table_markdown(
+    table: dict,
+    versus: dict | None = None,
+    per_image: dict | None = None,
+    by_level: dict | None = None,
+) -> str:
     """The BD table as Markdown, with published rows marked and NaN entries explained.
 
     With ``versus`` (from :func:`bd_versus`), a second section reads the other way round:
-    the subject codec against each live codec as the anchor; with ``per_image`` (from
-    :func:`bd_per_image`), a third gives that per image, worst first, and the median.
+    the subject codec against each live codec as the anchor; with ``by_level`` (from
+    :func:`bd_by_level`), the same at each PSNR; with ``per_image`` (from
+    :func:`bd_per_image`), per image, worst first, and the median.
     """
     lines = [
         f"# BD-rate against {table['anchor_label']}",
@@ -212,6 +266,8 @@ def table_markdown(table: dict, versus: dict | None = None, per_image: dict | No
             "",
             *_rows_markdown(versus["rows"], "anchor"),
         ]
+    if versus is not None and by_level and by_level["levels"] and by_level["rows"]:
+        lines += ["", *_by_level_markdown(by_level)]
     if versus is not None and per_image and per_image["images"]:
         lines += ["", *_per_image_markdown(per_image, versus["subject_label"])]
     return "\n".join(lines) + "\n"
@@ -248,4 +304,24 @@ def _per_image_markdown(per_image: dict, subject: str) -> list[str]:
     for entry in sorted(per_image["images"], key=order):
         cells = " | ".join(_pct(value(entry, k)) for k in keys)
         lines.append(f"| {entry['image']} | {cells} |")
+    return lines
+
+
+def _by_level_markdown(by_level: dict) -> list[str]:
+    subject = by_level["subject_label"]
+    levels = by_level["levels"]
+    lines = [
+        f"## {subject} against each codec, by PSNR",
+        "",
+        (
+            f"Percent more bits {subject} spends than each codec for the same PSNR (negative: "
+            "fewer), each curve read linearly in log-rate between its measured points; n/a "
+            "outside either curve. The BD-rate above is about the average of a row."
+        ),
+        "",
+        "| anchor | " + " | ".join(f"{v:g} dB" for v in levels) + " |",
+        "|---|" + "---:|" * len(levels),
+    ]
+    for r in by_level["rows"]:
+        lines.append(f"| {r['label']} | " + " | ".join(_pct(v) for v in r["percent"]) + " |")
     return lines

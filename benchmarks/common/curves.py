@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -27,12 +28,17 @@ SUBJECT = "lcodec"
 
 
 def live_curve(name: str, entry: dict) -> Curve:
-    """A codec's mean points as a curve sorted by bpp."""
+    """A codec's mean points as a curve sorted by bpp; a missing value (null once written to
+    JSON) reads as NaN."""
     pts = sorted(entry["points"], key=lambda p: p["bpp"])
+
+    def values(key: str) -> list[float]:
+        return [math.nan if p[key] is None else p[key] for p in pts]
+
     return Curve(
         key=name,
         label=entry["label"],
-        bpp=[p["bpp"] for p in pts],
-        psnr=[p["psnr"] for p in pts],
-        ms_ssim_db=[p["ms_ssim_db"] for p in pts],
+        bpp=values("bpp"),
+        psnr=values("psnr"),
+        ms_ssim_db=values("ms_ssim_db"),
     )

@@ -72,3 +72,30 @@ def _fit_y_to_xlim(ax) -> None:
         lo, hi = min(ys), max(ys)
         pad = 0.05 * (hi - lo) or 1.0
         ax.set_ylim(lo - pad, hi + pad)
+
+
+def plot_by_level(by_level: dict, path: str | Path, title: str = "") -> bool:
+    """The subject's extra bits against each codec at each PSNR (``bdrate.bd_by_level``), a
+    line per codec around zero; False when there is nothing to draw."""
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
+    colors = iter(plt.get_cmap("tab10").colors * 3)
+    drawn = 0
+    for r in by_level["rows"]:
+        x, y = _finite(by_level["levels"], r["percent"])
+        if not x:
+            continue
+        ax.plot(x, y, marker="o", markersize=4, linewidth=1.5, label=r["label"], color=next(colors))
+        drawn += 1
+    if drawn == 0:
+        ax.text(0.5, 0.5, "no data (see rd.json)", ha="center", va="center", transform=ax.transAxes)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("PSNR-RGB (dB)")
+    ax.set_ylabel(f"% more bits {by_level['subject_label']} spends (negative: fewer)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return drawn > 0
