@@ -461,7 +461,7 @@ def _report_again(args) -> int:
     given = [f"--{k}" for k in MEASURING if getattr(args, k) not in (None, [])]
     if given:
         raise UsageError(
-            f"--from reports a finished run; {', '.join(given)} only apply to measuring"
+            f"--from reports a finished run; leave out {', '.join(given)} (measuring only)"
         )
     path = Path(args.from_report)
     if not path.is_file():

@@ -187,6 +187,8 @@ def test_rd_gives_lcodec_against_each_codec_by_psnr(rd_out):
     assert {r["codec"] for r in by["rows"]} == set(compared_codecs()) - {"lcodec"}
     for r in by["rows"]:
         assert len(r["percent"]) == len(by["levels"])
+    jpeg = next(r for r in by["rows"] if r["codec"] == "jpeg")
+    assert any(math.isfinite(v) for v in jpeg["percent"])  # JPEG spans lcodec's range here
     assert "## lcodec against each codec, by PSNR" in (rd_out / "bd_rate.md").read_text()
     with Image.open(rd_out / "rd_by_psnr.png") as im:
         im.verify()
@@ -205,7 +207,8 @@ def test_rd_reports_again_from_its_json(rd_out, tmp_path):
     assert not (out / "rd.json").exists()  # the measurements stay where they were
     if lcodec_available():
         assert after["versus"] == before["versus"]  # same curves, same versus table
-    for name in ("bd_rate.md", "rd_psnr.png", "rd_msssim.png"):
+    names = ["bd_rate.md", "rd_psnr.png", "rd_msssim.png"]
+    for name in names + (["rd_by_psnr.png"] if lcodec_available() else []):
         assert (out / name).stat().st_size > 0
 
 
@@ -217,7 +220,7 @@ def test_rd_from_errors_are_one_line(rd_out, tmp_path, capsys):
         (["--from", str(garbage), "--out", str(tmp_path)], "not an rd.json"),
         (
             ["--from", str(rd_out / "rd.json"), "--out", str(tmp_path), "--data", str(tmp_path)],
-            "--data only apply to measuring",
+            "leave out --data (measuring only)",
         ),
         (
             ["--from", str(rd_out / "rd.json"), "--out", str(tmp_path), "--anchor-codec", "bpg"],
@@ -386,7 +389,7 @@ def test_bd_by_level_reads_the_gap_at_each_psnr():
 
     rates = [0.2, 0.4, 0.8, 1.6]
     anchor = Curve("a", "A", bpp=rates, psnr=[26.0, 29.0, 32.0, 35.0], ms_ssim_db=[1.0] * 4)
-    # 20 % more bits up to 32 dB, then a curve that bends: 3 dB for 150 % more bits.
+    # 20 % more bits from 29 to 32 dB, then a curve that bends: 3 dB for 150 % more bits.
     subject = Curve(
         "s", "S", bpp=[0.24, 0.48, 0.96, 2.4], psnr=[26.5, 29.0, 32.0, 35.0], ms_ssim_db=[1.0] * 4
     )
@@ -407,6 +410,19 @@ def test_bd_by_level_reads_the_gap_at_each_psnr():
     md = bdrate.table_markdown(bdrate.bd_table([anchor, subject], "a"), versus, None, result)
     section = md.split("## S against each codec, by PSNR")[1]
     assert "| anchor | 27 dB |" in section and "| +20.0 % | +20.0 % |" in section
+
+
+def test_a_curve_read_back_from_json_has_nan_for_missing_values():
+    entry = {
+        "label": "X",
+        "points": [
+            {"bpp": 0.8, "psnr": 34.0, "ms_ssim_db": None},
+            {"bpp": 0.2, "psnr": 28.0, "ms_ssim_db": 11.0},
+        ],
+    }
+    c = live_curve("x", entry)
+    assert c.bpp == [0.2, 0.8] and c.psnr == [28.0, 34.0]  # sorted by rate
+    assert c.ms_ssim_db[0] == 11.0 and math.isnan(c.ms_ssim_db[1])
 
 
 def test_bd_per_image_gives_each_image_and_the_median():

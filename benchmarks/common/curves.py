@@ -30,15 +30,8 @@ SUBJECT = "lcodec"
 def live_curve(name: str, entry: dict) -> Curve:
     """A codec's mean points as a curve sorted by bpp; a missing value (null once written to
     JSON) reads as NaN."""
-    pts = sorted(entry["points"], key=lambda p: p["bpp"])
-
-    def values(key: str) -> list[float]:
-        return [math.nan if p[key] is None else p[key] for p in pts]
-
-    return Curve(
-        key=name,
-        label=entry["label"],
-        bpp=values("bpp"),
-        psnr=values("psnr"),
-        ms_ssim_db=values("ms_ssim_db"),
-    )
+    keys = ("bpp", "psnr", "ms_ssim_db")
+    rows = [tuple(math.nan if p[k] is None else p[k] for k in keys) for p in entry["points"]]
+    rows.sort(key=lambda r: (math.isnan(r[0]), r[0]))
+    bpp, psnr, ms = (list(col) for col in zip(*rows)) if rows else ([], [], [])
+    return Curve(key=name, label=entry["label"], bpp=bpp, psnr=psnr, ms_ssim_db=ms)

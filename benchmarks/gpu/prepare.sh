@@ -9,10 +9,11 @@ cd "$(dirname "$0")/../.."
 train=${1:-../shared/data/train}
 val=${2:-../shared/data/val}
 n=${3:-80}
-mkdir -p .git/info
-grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
-grep -qx '/.data/' .git/info/exclude || echo '/.data/' >> .git/info/exclude
-grep -qx '/.init/' .git/info/exclude || echo '/.init/' >> .git/info/exclude
+exclude=$(git rev-parse --git-path info/exclude)
+mkdir -p "$(dirname "$exclude")"
+for d in /.whl/ /.data/ /.init/; do
+  grep -qx "$d" "$exclude" 2>/dev/null || echo "$d" >> "$exclude"
+done
 pip=${PIP:-.venv/bin/pip}
 "$pip" download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 \
@@ -24,7 +25,7 @@ find "$train" -maxdepth 1 -name '*.jpg' | sort | awk "NR % 2 == 1" | head -n "$n
 find "$val" -maxdepth 1 -name '*.png' | sort | head -n 8 | xargs -I{} cp {} .data/val/
 du -sh .whl .data
 travel=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } \
-  | xargs -0 du -ck 2>/dev/null | tail -1 | cut -f1)
+  | { xargs -0 du -ck 2>/dev/null || true; } | tail -1 | cut -f1)
 extra=$(du -sk .whl .data $(ls -d .init 2>/dev/null) | awk '{s += $1} END {print s}')
 total=$(( (travel + extra) / 1024 ))
 echo "a call carries ${total} MiB with .whl, .data and any .init (at most 64)"

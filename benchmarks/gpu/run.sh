@@ -5,8 +5,8 @@
 # default release, the GPU tests, a fine-tune of the default release for BUDGET seconds
 # (exported to $OUT for measuring here, never into codec/weights), the speed benchmarks, then
 # the effort levels. Each step is bounded by `timeout`; ONLY="cross_device speed" runs just
-# the steps named. What comes back is kept to a few files under $OUT: steps.log (every step's
-# output), results.tar (the JSON results, refreshed after each step, so a run cut short keeps
+# the steps named. What comes back is kept to a few files under $OUT: steps.log (the last 40
+# lines of each step's output), results.tar (the JSON results, refreshed after each step, so a run cut short keeps
 # what finished) and the fine-tuned weights in 15 MB parts (gpu-finetune.safetensors.part-*;
 # `cat` them back together and check the manifest's sha256).
 # Rehearsal here: DEVICE=cpu PY=.venv/bin/python BUDGET=20 WARMUP=1 TS_STEPS=1 LIMIT=1 \
@@ -22,8 +22,13 @@ LIMIT=${LIMIT:-4}
 EFFORT_LIMIT=${EFFORT_LIMIT:-1}
 EFFORTS=${EFFORTS:-1,4,6,9}
 SCALE=${SCALE:-1}
+STEPS="cross_device gpu_tests train speed speed_fp16 precision train_speed effort"
+for s in ${ONLY:-}; do
+  [[ " $STEPS " == *" $s "* ]] || { echo "run.sh: unknown step $s (steps: $STEPS)" >&2; exit 2; }
+done
 RES=$(mktemp -d)
 mkdir -p "$OUT"
+rm -f "$OUT"/steps.log "$OUT"/results.tar "$OUT"/gpu-finetune.*  # never mix two runs' files
 if [ "$DEVICE" = cuda ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
@@ -45,6 +50,7 @@ step() { # step SECONDS NAME COMMAND...: run bounded, append to steps.log, show 
 nvidia-smi --query-gpu=name,memory.total --format=csv > "$OUT/steps.log" 2>&1
 read -r name arch path < <("$PY" -c 'from codec.net.zoo import find_weights as f; w = f()
 print(w.model_id, w.manifest["architecture"], w.path)')
+[ -n "${arch:-}" ] || { echo "run.sh: cannot read the default release" >&2; exit 1; }
 INIT=${INIT:-$path}
 echo "default release $name ($arch); fine-tune from $INIT"
 [ "$DEVICE" = cuda ] && step 90 cross_device "$PY" -m benchmarks.cross_device --data .data/val \

@@ -8,11 +8,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 py=${PY:-.venv/bin/python}
-mkdir -p .git/info
-grep -qx '/.stash/' .git/info/exclude 2>/dev/null || echo '/.stash/' >> .git/info/exclude
+exclude=$(git rev-parse --git-path info/exclude)
+mkdir -p "$(dirname "$exclude")"
+grep -qx '/.stash/' "$exclude" 2>/dev/null || echo '/.stash/' >> "$exclude"
 case "${1:-}" in
   stash)
-    git diff --cached --quiet || { echo "slim.sh: the index has staged changes; commit first" >&2; exit 1; }
+    if compgen -G '.stash/*.safetensors' > /dev/null; then
+      echo "slim.sh: releases are already stashed; run slim.sh restore first" >&2
+      exit 1
+    fi
+    git diff --cached --quiet || { echo "slim.sh: the index has staged changes; commit them first" >&2; exit 1; }
     keep=$("$py" -c 'from codec.net.zoo import find_weights as f; print(f().path.name)')
     also=lcodec-msh-gain.safetensors
     [ "${2:-}" = --default-only ] && also=$keep
@@ -34,11 +39,22 @@ case "${1:-}" in
     "$py" - <<'EOF'
 import hashlib, json, pathlib, sys
 bad = []
-for p in sorted(pathlib.Path("codec/weights").glob("*.safetensors")):
-    want = json.loads(p.with_suffix(".json").read_text())["sha256"]
-    if hashlib.sha256(p.read_bytes()).hexdigest() != want:
-        bad.append(p.name)
-print("restored; every release matches its manifest" if not bad else f"MISMATCH: {bad}")
+for m in sorted(pathlib.Path("codec/weights").glob("*.json")):
+    w = m.with_suffix(".safetensors")
+    if not w.is_file():
+        bad.append(f"{w.name} is missing (git checkout HEAD -- {w} brings it back)")
+        continue
+    try:
+        want = json.loads(m.read_text())["sha256"]
+    except (ValueError, KeyError) as e:
+        bad.append(f"{m.name} unreadable: {e}")
+        continue
+    if hashlib.sha256(w.read_bytes()).hexdigest() != want:
+        bad.append(f"{w.name} does not match its manifest")
+for line in bad:
+    print(f"slim.sh: {line}", file=sys.stderr)
+if not bad:
+    print("restored; every release is present and matches its manifest")
 sys.exit(1 if bad else 0)
 EOF
     git status --short codec/weights

@@ -90,7 +90,8 @@ def synthesize(
     """``model.g_s(y_hat * inv_gain)`` cropped to ``height x width``, as HxWx3 uint8.
 
     ``y_hat`` may sit on another device than the model (the entropy decoder leaves it on the
-    CPU); each tile moves to the model's device on its own, so a large latent never does.
+    CPU); each tile moves on its own to the device of ``inv_gain``, which comes from the
+    model's gains, so a large latent never moves whole.
     """
     tile = (tile or TILE) // DOWN
     halo = HALO // DOWN
