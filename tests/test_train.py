@@ -481,3 +481,53 @@ def test_hard_rounding_trains_the_decoder_side_only(data_dir, tmp_path):
     msh = TrainConfig(data=str(data_dir), out=str(tmp_path / "c"), steps=1, hard_rounding=True)
     with pytest.raises(codec.CodecError, match="elic-gain"):
         train(msh, progress=False)
+
+
+def test_analysis_only_trains_the_encoder_side_only(data_dir, tmp_path):
+    """The mirror phase: everything that decodes a file, the bottleneck's quantiles (z's
+    tables) included, stays bit for bit; the analysis trains; a stopped run resumes."""
+    tiny = {**TINY, "M": 192, "architecture": "elic-gain"}
+    start = train(TrainConfig(data=str(data_dir), out=str(tmp_path / "a"), steps=2, **tiny), False)
+    common = {"data": str(data_dir), "out": str(tmp_path / "b"), "init_from": str(start)}
+    train(TrainConfig(steps=2, analysis_only=True, ema=0.0, **common, **tiny), progress=False)
+    ckpt = train(TrainConfig(steps=4, analysis_only=True, ema=0.0, **common, **tiny), False)
+    state = torch.load(ckpt, weights_only=False)
+    assert state["step"] == 4 and state["aux_opt"] is None
+    before, after = torch.load(start, weights_only=False)["model"], state["model"]
+    analysis = [k for k in after if k.startswith(("g_a.", "h_a.")) or k == "log_gain"]
+    assert any(not torch.equal(before[k], after[k]) for k in analysis)
+    decoder = [k for k in after if k not in analysis]
+    assert "entropy_bottleneck.quantiles" in decoder and "log_inv_gain" in decoder
+    assert all(torch.equal(before[k], after[k]) for k in decoder)
+    stages = json.loads(
+        export_checkpoint(ckpt, tmp_path / "w", "enc-test").with_suffix(".json").read_text()
+    )["stages"]
+    assert [s["analysis_only"] for s in stages] == [False, True]
+    both = TrainConfig(steps=1, analysis_only=True, hard_rounding=True, **common, **tiny)
+    with pytest.raises(codec.CodecError, match="pick one"):
+        train(both, progress=False)
+
+
+def test_straight_through_rate_charges_what_the_hard_rate_charges():
+    """``hard="ste"`` changes the gradient, not the bits: the same likelihoods as the hard
+    rate, and a gradient that reaches the latent through the rounding."""
+    from codec.net.elic_gain import GainedContextHyperprior
+
+    torch.manual_seed(0)
+    model = GainedContextHyperprior(N=32, M=192).train()
+    y = (torch.randn(1, 192, 8, 8) * 3).requires_grad_(True)
+    hard = model.entropy_forward(y, hard=True)
+    ste = model.entropy_forward(y, hard="ste")
+    for k in ("y", "z"):
+        assert torch.equal(hard["likelihoods"][k], ste["likelihoods"][k]), k
+    assert torch.equal(hard["y_hat"], ste["y_hat"])
+
+    def h_a_gradient(out: dict) -> float:
+        model.zero_grad(set_to_none=True)
+        lk = out["likelihoods"]
+        (-torch.log2(lk["y"]).sum() - torch.log2(lk["z"]).sum()).backward()
+        return sum(float(p.grad.abs().sum()) for p in model.h_a.parameters() if p.grad is not None)
+
+    # Rounded without a straight-through path, z gives h_a nothing to learn from.
+    assert h_a_gradient(model.entropy_forward(y, hard=True)) == 0
+    assert h_a_gradient(model.entropy_forward(y, hard="ste")) > 0
