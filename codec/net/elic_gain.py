@@ -108,7 +108,7 @@ class GainedContextHyperprior(GainedMeanScaleHyperprior):
             feats.append(self.channel_context[k - 1](y_hat_before))
         return base + self.aggregation[k](torch.cat(feats, 1))
 
-    def entropy_forward(self, y: Tensor, hard: bool | str = False) -> dict:
+    def entropy_forward(self, y: Tensor, hard: bool = False) -> dict:
         """Likelihoods of ``y`` and ``z`` and the decoded ``y_hat`` (straight-through rounded
         around the predicted means), for a gained latent ``y``: training and the encoder's
         refinement both go through here.
@@ -116,18 +116,13 @@ class GainedContextHyperprior(GainedMeanScaleHyperprior):
         ``hard``: the rate is what the coder pays, each latent's likelihood taken at its rounded
         residual, not the noisy training proxy (docs/CONTEXT.md: what that phase gained). The
         scales learn from the hard rate alone; the means keep the proxy's gradient, since the
-        hard rate is flat in the means between rounding steps. ``hard="ste"`` charges the same
-        rate but passes its gradient straight through the rounding of ``y`` and ``z``, the
-        gradient the analysis needs when it alone trains (``--analysis-only``).
+        hard rate is flat in the means between rounding steps.
         """
         z = self.h_a(y)
         with torch.autocast(device_type=y.device.type, enabled=False):
-            if hard == "ste":
-                z_hat, z_likelihoods = self._ste_bottleneck(z.float())
-            else:
-                z_hat, z_likelihoods = self.entropy_bottleneck(
-                    z.float(), training=False if hard else None
-                )
+            z_hat, z_likelihoods = self.entropy_bottleneck(
+                z.float(), training=False if hard else None
+            )
             hyper = self.h_s(z_hat).float()
             y = y.float()
             anchor = checkerboard(*y.shape[-2:], device=y.device)
@@ -140,10 +135,7 @@ class GainedContextHyperprior(GainedMeanScaleHyperprior):
                 anchors = (ste_round(yk - means) + means) * anchor
                 second = self.group_params(k, hyper, before, self.spatial_context[k](anchors))
                 scales, means = torch.where(anchor, first, second).chunk(2, 1)
-                if hard == "ste":
-                    gc = self.gaussian_conditional
-                    lk = gc.likelihood_lower_bound(gc._likelihood(ste_round(yk - means), scales))
-                elif hard:
+                if hard:
                     lk = self._hard_likelihood(yk, scales, means)
                 else:
                     _, lk = self.gaussian_conditional(yk, scales, means=means)
@@ -154,17 +146,6 @@ class GainedContextHyperprior(GainedMeanScaleHyperprior):
             "likelihoods": {"y": torch.cat(likelihoods, 1), "z": z_likelihoods},
         }
 
-    def _ste_bottleneck(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """``z`` rounded around the bottleneck's medians as a file codes it, and its likelihood
-        there, both with straight-through gradients to ``z``."""
-        eb, c = self.entropy_bottleneck, z.shape[1]
-        medians = eb._get_medians().reshape(1, c, 1, 1)
-        z_hat = ste_round(z - medians) + medians
-        lk, _, _ = eb._likelihood(z_hat.transpose(0, 1).reshape(c, 1, -1))
-        if eb.use_likelihood_bound:
-            lk = eb.likelihood_lower_bound(lk)
-        return z_hat, lk.reshape(c, z.shape[0], *z.shape[2:]).transpose(0, 1)
-
     def _hard_likelihood(self, y: Tensor, scales: Tensor, means: Tensor) -> Tensor:
         """The coder's likelihood of ``y``, its gradient to the scales, carrying the noisy
         proxy's gradient to the means."""
@@ -174,7 +155,7 @@ class GainedContextHyperprior(GainedMeanScaleHyperprior):
         _, means_only = gc(y, scales.detach(), means=means)
         return lk * (means_only / means_only.detach())
 
-    def forward(self, x: Tensor, rate: Tensor | None = None, hard: bool | str = False) -> dict:
+    def forward(self, x: Tensor, rate: Tensor | None = None, hard: bool = False) -> dict:
         if rate is None:
             rate = torch.full((x.shape[0],), float(self.levels - 1), device=x.device)
         g, ig = self.gains(rate)

@@ -144,16 +144,6 @@ class TrainConfig:
             is_flag=True,
         ),
     )
-    # Encoder side only, the mirror image: what decodes files stays bit for bit as it was.
-    analysis_only: bool = field(
-        default=False,
-        metadata=option(
-            "Last phase (elic-gain): train only the analysis (g_a, h_a, the gains into the "
-            "latent) on the rate the coder really pays, with straight-through gradients; the "
-            "decoder side and its tables stay as they are.",
-            is_flag=True,
-        ),
-    )
     extra: dict = field(default_factory=dict)
 
 

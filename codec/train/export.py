@@ -128,7 +128,6 @@ def training_stages(state: dict, depth: int = 0) -> list[dict]:
         "ema": cfg.get("ema", 0.0),
         "schedule": cfg.get("schedule", "cosine"),
         "hard_rounding": cfg.get("hard_rounding", False),
-        "analysis_only": cfg.get("analysis_only", False),
         "hardware": log.get("hardware", "unknown"),
     }
     source = cfg.get("init_from")

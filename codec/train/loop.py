@@ -147,7 +147,7 @@ def train_step(
     amp: bool,
     balance: float = 0.0,
     ema: EMA | None = None,
-    hard: bool | str = False,
+    hard: bool = False,
 ) -> tuple:
     """One optimisation step on batch ``x``, each crop at its own random rate.
 
@@ -155,7 +155,7 @@ def train_step(
     """
     rate = torch.rand(x.shape[0], device=x.device) * (model.levels - 1)
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
-        out = net(x, rate, hard=hard) if hard else net(x, rate)
+        out = net(x, rate, hard=True) if hard else net(x, rate)
     loss, bpp, mse = rd_loss(model, out, x, rate, balance)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -163,13 +163,10 @@ def train_step(
         params = [p for g in opt.param_groups for p in g["params"]]
         torch.nn.utils.clip_grad_norm_(params, clip)
     opt.step()
-    if aux_opt is None:  # nothing trains on the aux loss
-        aux = torch.zeros((), device=x.device)
-    else:
-        aux = model.aux_loss()
-        aux_opt.zero_grad(set_to_none=True)
-        aux.backward()
-        aux_opt.step()
+    aux = model.aux_loss()
+    aux_opt.zero_grad(set_to_none=True)
+    aux.backward()
+    aux_opt.step()
     if ema is not None:
         ema.update(model)
     return loss, bpp, mse, aux
@@ -272,7 +269,7 @@ def save_checkpoint(
         "model": model.state_dict(),
         "ema": None if ema is None else ema.state_dict(),
         "opt": opt.state_dict(),
-        "aux_opt": None if aux_opt is None else aux_opt.state_dict(),
+        "aux_opt": aux_opt.state_dict(),
         "step": step,
         "config": asdict(cfg),
         "log": log,
@@ -312,29 +309,21 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     channels_last = device.type == "cuda" or amp
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if cfg.hard_rounding and cfg.analysis_only:
-        raise CodecError("--hard-rounding and --analysis-only train opposite sides; pick one")
-    if cfg.hard_rounding or cfg.analysis_only:
+    if cfg.hard_rounding:
         if not hasattr(model, "entropy_forward"):
-            flag = "--hard-rounding" if cfg.hard_rounding else "--analysis-only"
-            raise CodecError(f"{flag} needs --architecture elic-gain")
-        analysis = {id(p) for p in model.analysis_parameters()}
-        for p in model.parameters():
-            if (id(p) in analysis) == cfg.hard_rounding:
-                p.requires_grad_(False)
+            raise CodecError("--hard-rounding needs --architecture elic-gain")
+        for p in model.analysis_parameters():
+            p.requires_grad_(False)
     main_params, aux_params = split_parameters(model)
     opt = torch.optim.Adam(main_params, lr=cfg.lr)
-    # Under --analysis-only the bottleneck's quantiles, which set z's tables, stay frozen too.
-    aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr) if aux_params else None
-    hard: bool | str = "ste" if cfg.analysis_only else cfg.hard_rounding
+    aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
     step, log = 0, {"wall_s": 0.0, "history": []}
 
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-        if aux_opt is not None:
-            aux_opt.load_state_dict(state["aux_opt"])
+        aux_opt.load_state_dict(state["aux_opt"])
         step, log = state["step"], state["log"]
         ema_state = state.get("ema")
     else:
@@ -366,7 +355,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             loss, bpp, mse, aux = train_step(
-                model, net, opt, aux_opt, x, cfg.clip, amp, cfg.rate_balance, ema, hard
+                model, net, opt, aux_opt, x, cfg.clip, amp, cfg.rate_balance, ema, cfg.hard_rounding
             )
             step += 1
             wall = clock.tick()
