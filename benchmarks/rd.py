@@ -34,7 +34,7 @@ from .common import anchors as anchors_mod
 from .common import avif as avif_mod
 from .common import codecs as codecs_mod
 from .common.bdrate import bd_by_level, bd_per_image, bd_table, bd_versus, table_markdown
-from .common.cli import Parser, UsageError, image_paths, require, run, warn
+from .common.cli import Parser, UsageError, floats, image_paths, require, run, warn
 from .common.curves import SUBJECT, Curve, live_curve
 from .common.images import image_name, load_rgb
 from .common.jsonutil import write_json
@@ -141,13 +141,9 @@ def parse_codecs(text: str) -> list[str]:
     return names
 
 
-def _floats(text: str, what: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"{what}: expected comma-separated numbers, got {text!r}") from None
-    bad = [v for v in values if not 0 <= v <= 100]
-    if bad or not values:
+def _qualities(text: str, what: str) -> list[float]:
+    values = floats(text, what)
+    if not all(0 <= v <= 100 for v in values):
         raise UsageError(f"{what}: qualities must be numbers from 0 to 100, got {text!r}")
     return values
 
@@ -177,10 +173,10 @@ def quality_plan(names: list[str], specs: list[str], points: int | None) -> dict
             if name not in codecs_mod.REGISTRY:
                 raise UsageError(f"--qualities: unknown codec {name!r}")
             if name in plan:
-                plan[name] = _floats(values, f"--qualities {name}")
+                plan[name] = _qualities(values, f"--qualities {name}")
         else:
             for n in names:
-                plan[n] = _floats(spec, "--qualities")
+                plan[n] = _qualities(spec, "--qualities")
     return {n: sorted(set(q)) for n, q in plan.items()}
 
 
