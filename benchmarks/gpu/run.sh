@@ -66,10 +66,10 @@ if want train && [ -f runs/gpu/export/gpu-finetune.safetensors ]; then
   split -b 15M runs/gpu/export/gpu-finetune.safetensors "$OUT/gpu-finetune.safetensors.part-"
 fi
 step 90 speed "$PY" -m benchmarks.speed --data .data/val --device "$DEVICE" \
-  --json "$RES/speed_$DEVICE.json" --workers 4 --limit "$LIMIT" --no-progress
+  --json "$RES/speed_$DEVICE.json" --workers 4 --limit "$LIMIT" --repeats 3 --no-progress
 step 90 speed_fp16 "$PY" -m benchmarks.speed --data .data/val --device "$DEVICE" \
-  --json "$RES/speed_${DEVICE}_fp16.json" --workers 4 --limit "$LIMIT" --precision float16 \
-  --no-progress
+  --json "$RES/speed_${DEVICE}_fp16.json" --workers 4 --limit "$LIMIT" --repeats 3 \
+  --precision float16 --no-progress
 step 45 precision "$PY" -m benchmarks.precision --data .data/val --device "$DEVICE" \
   --json "$RES/precision_$DEVICE.json" --limit "$LIMIT" --no-progress
 step 45 train_speed "$PY" -m benchmarks.train_speed --data .data/train --device "$DEVICE" \
