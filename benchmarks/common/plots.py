@@ -41,14 +41,19 @@ def plot_rd(curves: Sequence, metric: str, path: str | Path, title: str = "") ->
         drawn += 1
         if not c.published:
             live_max = max(live_max, max(x))
-    if drawn == 0:
-        ax.text(0.5, 0.5, "no data (see rd.json)", ha="center", va="center", transform=ax.transAxes)
     if live_max > 0:
         ax.set_xlim(0, live_max * 1.1)
         ax.autoscale(axis="y")
         _fit_y_to_xlim(ax)
-    ax.set_xlabel("bits per pixel (whole file)")
-    ax.set_ylabel(ylabel[metric])
+    return _finish(fig, ax, drawn, path, title, "bits per pixel (whole file)", ylabel[metric])
+
+
+def _finish(fig, ax, drawn: int, path: str | Path, title: str, xlabel: str, ylabel: str) -> bool:
+    """Labels, legend beside the axes (or a note when nothing was drawn), PNG; False if empty."""
+    if drawn == 0:
+        ax.text(0.5, 0.5, "no data (see rd.json)", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     if drawn:
@@ -86,16 +91,6 @@ def plot_by_level(by_level: dict, path: str | Path, title: str = "") -> bool:
             continue
         ax.plot(x, y, marker="o", markersize=4, linewidth=1.5, label=r["label"], color=next(colors))
         drawn += 1
-    if drawn == 0:
-        ax.text(0.5, 0.5, "no data (see rd.json)", ha="center", va="center", transform=ax.transAxes)
     ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.set_xlabel("PSNR-RGB (dB)")
-    ax.set_ylabel(f"% more bits {by_level['subject_label']} spends (negative: fewer)")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    if drawn:
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
-    return drawn > 0
+    ylabel = f"% more bits {by_level['subject_label']} spends (negative: fewer)"
+    return _finish(fig, ax, drawn, path, title, "PSNR-RGB (dB)", ylabel)
