@@ -221,15 +221,16 @@ class TrainingClock(_SignalScope):
 
     A run paused with SIGSTOP or Ctrl-Z would otherwise spend its time budget, and so move its
     learning-rate schedule, while it computed nothing. SIGCONT marks the interval in which the
-    run continued; that interval counts only as long as the one before it (0 s when it is the
-    first). ``now`` is the time source (tests pass their own).
+    run continued; the intervals around it count no longer than the one before them (0 s when
+    there is none), corrected at the first tick after the handler ran. ``now`` is the time
+    source (tests pass their own).
     """
 
     def __init__(self, before: float = 0.0, now: Callable[[], float] = time.monotonic):
         self.total = before
         self._now = now
         self._last = now()
-        self._interval = 0.0
+        self._interval = self._before = 0.0
         self._continued_at: float | None = None
 
     def _on_continue(self, signum, frame) -> None:
@@ -249,10 +250,18 @@ class TrainingClock(_SignalScope):
         """Count the time since the last tick (one step's) and return the total."""
         t = self._now()
         dt = t - self._last
-        # A continuation after ``t`` was read belongs to the next interval.
-        if self._continued_at is not None and self._continued_at <= t:
-            dt, self._continued_at = min(dt, self._interval), None
-        self._last, self._interval = t, dt
+        if self._continued_at is not None:
+            # The stop sits in this interval, in the one before when the handler ran late (it
+            # runs on the main thread only when the interpreter gets to it, after another thread
+            # may have taken the signal), or in the next when it came after ``t`` was read. So
+            # all three count no longer than the interval before them.
+            cap = self._before
+            self.total -= self._interval - min(self._interval, cap)
+            self._interval = min(self._interval, cap)
+            dt = min(dt, cap)
+            if self._continued_at <= t:
+                self._continued_at = None
+        self._last, self._before, self._interval = t, self._interval, dt
         self.total += dt
         return self.total
 
