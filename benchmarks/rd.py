@@ -180,6 +180,20 @@ def quality_plan(names: list[str], specs: list[str], points: int | None) -> dict
     return {n: sorted(set(q)) for n, q in plan.items()}
 
 
+def anchor_and_published(args, names: list[str], what: str) -> list[Curve]:
+    """Default ``--anchor-codec`` (JPEG, else the first codec), then the published curves,
+    which carry the anchor when it names one of their methods; ``what`` names ``names`` in
+    the error when the anchor is neither."""
+    if args.anchor_codec is None:
+        args.anchor_codec = "jpeg" if "jpeg" in names else names[0]
+    published = load_published(args)
+    if args.anchor_codec not in names and args.anchor_codec not in {c.key for c in published}:
+        raise UsageError(
+            f"--anchor-codec {args.anchor_codec!r} is neither {what} nor a method of --anchors"
+        )
+    return published
+
+
 def load_published(args) -> list[Curve]:
     """The published curves to overlay, or none without ``--anchors``."""
     if not args.anchors:
@@ -336,14 +350,7 @@ def _main(argv: Sequence[str] | None) -> int:
     plan = quality_plan(names, args.qualities, args.points)
     root, paths = image_paths(args.data, args.limit)
     images = [{"image": image_name(p, root), **_size(p)} for p in paths]
-    if args.anchor_codec is None:
-        args.anchor_codec = "jpeg" if "jpeg" in names else names[0]
-    published = load_published(args)
-    if args.anchor_codec not in names and args.anchor_codec not in {c.key for c in published}:
-        raise UsageError(
-            f"--anchor-codec {args.anchor_codec!r} is neither a selected codec nor a method "
-            "of --anchors"
-        )
+    published = anchor_and_published(args, names, "a selected codec")
     if args.threads:
         import torch
 
@@ -471,14 +478,7 @@ def _report_again(args) -> int:
         raise UsageError(f"not an rd.json of python -m benchmarks.rd: {args.from_report}") from None
     if not results:
         raise UsageError(f"{args.from_report} holds no measured codec")
-    published = load_published(args)
-    if args.anchor_codec is None:
-        args.anchor_codec = "jpeg" if "jpeg" in results else next(iter(results))
-    if args.anchor_codec not in results and args.anchor_codec not in {c.key for c in published}:
-        raise UsageError(
-            f"--anchor-codec {args.anchor_codec!r} is neither a codec of {path.name} nor a "
-            "method of --anchors"
-        )
+    published = anchor_and_published(args, list(results), f"a codec of {path.name}")
     choice = avif_mod.choose(results, args.bd_method)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
