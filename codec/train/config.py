@@ -69,8 +69,9 @@ class TrainConfig:
         default="msh-gain",
         metadata=option(
             "msh-gain: mean-scale hyperprior; elic-gain: with the space-channel context model "
-            "(start it from python -m codec.train.latents, docs/CONTEXT.md).",
-            type=click.Choice(["msh-gain", "elic-gain"]),
+            "(start it from python -m codec.train.latents, docs/CONTEXT.md); elic-lrp: that "
+            "and latent residual prediction (start it from elic-gain weights).",
+            type=click.Choice(["msh-gain", "elic-gain", "elic-lrp"]),
             show_default=True,
         ),
     )
