@@ -59,9 +59,7 @@ def measure(weights: str | None, pixels: np.ndarray, qualities: Sequence[float])
         rate = torch.tensor([a.rate_of(q)], device=a.device)
         with torch.no_grad():
             gain, inv_gain = a.model.gains(rate)
-            ceiling = synthesize(
-                a.model, a.latent * gain, inv_gain, a.height, a.width, refine=False
-            )
+            ceiling = synthesize(a.model, a.latent * gain, inv_gain, a.height, a.width)
         rows.append(
             {
                 "quality": q,

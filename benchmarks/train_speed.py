@@ -48,7 +48,7 @@ def build_parser() -> Parser:
     p.add_argument(
         "--architecture",
         default="msh-gain",
-        choices=("msh-gain", "elic-gain", "elic-lrp"),
+        choices=("msh-gain", "elic-gain"),
         help="the network trained: the mean-scale model, or the context model (CompressAI's "
         "example loop then runs around lcodec's network of it)",
     )

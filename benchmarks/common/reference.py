@@ -159,7 +159,7 @@ class ReferenceCoder:
         m = self.model
         y_hat = self.decode_latent(enc)
         with torch.inference_mode():
-            x_hat = m.g_s(m.refine_latent(y_hat) * self.inv_gain).clamp_(0, 1)
+            x_hat = m.g_s(y_hat * self.inv_gain).clamp_(0, 1)
             _, unpad = compute_padding(enc.height, enc.width, min_div=MIN_DIV)
             x_hat = F.pad(x_hat, unpad)
             out = x_hat[0].mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
@@ -171,7 +171,7 @@ def time_stages(coder: ReferenceCoder, img: np.ndarray) -> dict[str, float]:
 
     analysis: gains and g_a; entropy_encode: h_a, coding z and y (z decoded again and h_s run to
     get y's parameters, as the encoder must); entropy_decode: decoding z, h_s and y;
-    synthesis: the latent refinement where the network has one, inverse gain and g_s.
+    synthesis: inverse gain and g_s.
     """
     m, dev = coder.model, coder.device
     h, w = img.shape[:2]
@@ -196,6 +196,6 @@ def time_stages(coder: ReferenceCoder, img: np.ndarray) -> dict[str, float]:
         t = mark("entropy_encode", t)
         y_hat = coder.decode_latent(enc)
         t = mark("entropy_decode", t)
-        m.g_s(m.refine_latent(y_hat) * inv_gain).clamp_(0, 1)
+        m.g_s(y_hat * inv_gain).clamp_(0, 1)
         mark("synthesis", t)
     return times

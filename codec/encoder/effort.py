@@ -57,8 +57,8 @@ DEFAULT_EFFORT = 1
 LEARNING_RATE = 0.015
 #: Images of at most this many (padded) pixels are refined in one piece; larger ones tile by
 #: tile, cores of ``TILE`` pixels with ``HALO`` pixels of context on every side (multiples of 64:
-#: the hyper-latent grid). The context covers the synthesis transform's reach (a few latents,
-#: three more with a latent refinement) and the hyper-synthesis' (two hyper-latents). The window's forward and backward
+#: the hyper-latent grid). The context covers the synthesis transform's reach (a few latents)
+#: and the hyper-synthesis' (two hyper-latents) twice over. The window's forward and backward
 #: pass is the search's memory, so ``TILE`` keeps a 24-megapixel photo within the plain
 #: encode's bound (docs/EFFORT.md).
 WHOLE_PIXELS = 1 << 19

@@ -168,7 +168,7 @@ class MeanScaleObjective:
         h, w = self.height, self.width
         # The synthesis is nearly all of a step's work; bf16 steers as well (docs/EFFORT.md).
         with torch.autocast(y_hat.device.type, torch.bfloat16, enabled=self.bf16 and not judge):
-            x_hat = self.model.g_s(self.model.refine_latent(y_hat) * self.inv_gain)
+            x_hat = self.model.g_s(y_hat * self.inv_gain)
         x_hat = x_hat.float()[..., :h, :w]
         if judge:
             x_hat = x_hat.clamp(0, 1).mul(255).round().div(255)
@@ -219,7 +219,6 @@ class ContextObjective(MeanScaleObjective):
 #: effort adds its network's line here; codec/encoder/effort.py does not change.
 OBJECTIVES: dict[str, type] = {
     "GainedContextHyperprior": ContextObjective,
-    "GainedContextHyperpriorLRP": ContextObjective,
     "GainedMeanScaleHyperprior": MeanScaleObjective,
 }
 

@@ -63,12 +63,6 @@ ARCHITECTURES: dict[str, Architecture] = {
             latent_coder="codec.entropy.elic_gain:ElicGainCoder",
             writes=(4,),
         ),
-        Architecture(
-            id="elic-lrp",
-            network="codec.net.elic_gain:GainedContextHyperpriorLRP",
-            latent_coder="codec.entropy.elic_gain:ElicGainCoder",
-            writes=(4,),
-        ),
     )
 }
 

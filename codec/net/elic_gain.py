@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .ladder import DEFAULT_LAMBDAS
-from .layers import for_inference
 from .msh_gain import GainedMeanScaleHyperprior, ste_round
 
 ARCHITECTURE = "elic-gain"
@@ -161,41 +160,8 @@ class GainedContextHyperprior(GainedMeanScaleHyperprior):
             rate = torch.full((x.shape[0],), float(self.levels - 1), device=x.device)
         g, ig = self.gains(rate)
         out = self.entropy_forward(self.g_a(x) * g, hard=hard)
-        x_hat = self.g_s(self.refine_latent(out["y_hat"]) * ig).float()
+        x_hat = self.g_s(out["y_hat"] * ig).float()
         return {"x_hat": x_hat, "likelihoods": out["likelihoods"]}
-
-
-LRP_HIDDEN = 128
-
-
-class GainedContextHyperpriorLRP(GainedContextHyperprior):
-    """The context model with latent residual prediction (Minnen and Singh 2020, arXiv
-    2007.08739): before the synthesis, each decoded latent moves by up to half a rounding step
-    towards where its neighbours say it was. The prediction reads only decoded latents and
-    chooses no probability table, so it runs in floating point like the synthesis. Its last
-    layer starts at zero: warm-started from ``elic-gain`` weights it decodes as they do."""
-
-    #: What a warm start from ``elic-gain`` weights leaves at its initialisation.
-    WARM_START_NEW = ("lrp.",)
-    #: Latents on each side a refined latent reads (three 3x3 layers): the synthesis' tiles
-    #: widen their context by as much.
-    LATENT_REACH = 3
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        M, H = self.M, LRP_HIDDEN
-        self.lrp = nn.Sequential(
-            _conv(M, H, 3), nn.ReLU(), _conv(H, H, 3), nn.ReLU(), _conv(H, M, 3)
-        )
-        nn.init.zeros_(self.lrp[-1].weight)
-        nn.init.zeros_(self.lrp[-1].bias)
-
-    def refine_latent(self, y_hat: Tensor) -> Tensor:
-        return y_hat + 0.5 * torch.tanh(self.lrp(y_hat).float())
-
-    def prepare_inference(self, dtype: torch.dtype = torch.float32) -> None:
-        super().prepare_inference(dtype)
-        self.lrp = for_inference(self.lrp, dtype)
 
 
 @torch.no_grad()

@@ -80,11 +80,6 @@ class GainedMeanScaleHyperprior(MeanScaleHyperprior):
         self.g_a, self.g_s = for_inference(self.g_a, dtype), for_inference(self.g_s, dtype)
         self.h_a = for_inference(self.h_a)
 
-    def refine_latent(self, y_hat: Tensor) -> Tensor:
-        """The decoded gained latent the synthesis sees: as decoded, unless an architecture
-        predicts the rounding's residual (``elic-lrp``)."""
-        return y_hat
-
     # -- training -----------------------------------------------------------------------------
 
     def analysis_parameters(self) -> list[nn.Parameter]:
@@ -108,7 +103,7 @@ class GainedMeanScaleHyperprior(MeanScaleHyperprior):
             # Noise for the rate term, straight-through rounding for the decoder: the decoder
             # then trains on the same rounded latents it will see when decoding real files.
             y_hat = ste_round(y - means) + means
-        x_hat = self.g_s(self.refine_latent(y_hat) * ig).float()
+        x_hat = self.g_s(y_hat * ig).float()
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
 

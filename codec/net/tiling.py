@@ -85,24 +85,16 @@ def analyse(
 
 
 def synthesize(
-    model,
-    y_hat: Tensor,
-    inv_gain: Tensor,
-    height: int,
-    width: int,
-    tile: int = 0,
-    refine: bool = True,
+    model, y_hat: Tensor, inv_gain: Tensor, height: int, width: int, tile: int = 0
 ) -> np.ndarray:
-    """``model.g_s(model.refine_latent(y_hat) * inv_gain)`` cropped to ``height x width``, as
-    HxWx3 uint8. ``refine=False`` leaves the latent as given (one that was never rounded).
+    """``model.g_s(y_hat * inv_gain)`` cropped to ``height x width``, as HxWx3 uint8.
 
     ``y_hat`` may sit on another device than the model (the entropy decoder leaves it on the
     CPU); each tile moves on its own to the device of ``inv_gain``, which comes from the
     model's gains, so a large latent never moves whole.
     """
     tile = (tile or TILE) // DOWN
-    # A network that refines the latent before the synthesis reads that much further.
-    halo = HALO // DOWN + (getattr(model, "LATENT_REACH", 0) if refine else 0)
+    halo = HALO // DOWN
     lh, lw = y_hat.shape[-2:]
     out = np.empty((height, width, 3), np.uint8)
     for r0, r1 in spans(lh, tile, 64 // DOWN):
@@ -114,8 +106,7 @@ def synthesize(
             a0, a1 = max(0, r0 - halo), min(lh, r1 + halo)
             b0, b1 = max(0, c0 - halo), min(lw, c1 + halo)
             with torch.no_grad():
-                window = y_hat[..., a0:a1, b0:b1].to(inv_gain.device)
-                x = model.g_s((model.refine_latent(window) if refine else window) * inv_gain)
+                x = model.g_s(y_hat[..., a0:a1, b0:b1].to(inv_gain.device) * inv_gain)
                 dy, dx = (r0 - a0) * DOWN, (c0 - b0) * DOWN
                 core = x[..., dy : dy + bottom - top, dx : dx + right - left]
                 out[top:bottom, left:right] = to_uint8(core)

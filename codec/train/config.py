@@ -69,9 +69,8 @@ class TrainConfig:
         default="msh-gain",
         metadata=option(
             "msh-gain: mean-scale hyperprior; elic-gain: with the space-channel context model "
-            "(start it from python -m codec.train.latents, docs/CONTEXT.md); elic-lrp: that "
-            "and latent residual prediction (start it from elic-gain weights).",
-            type=click.Choice(["msh-gain", "elic-gain", "elic-lrp"]),
+            "(start it from python -m codec.train.latents, docs/CONTEXT.md).",
+            type=click.Choice(["msh-gain", "elic-gain"]),
             show_default=True,
         ),
     )

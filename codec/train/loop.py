@@ -107,12 +107,7 @@ def load_initial_weights(model, path: str) -> None:
     if src is not None and tuple(src) != tuple(model.lambdas):
         for key in ("log_gain", "log_inv_gain"):
             state[key] = remap_ladder(state[key], tuple(src), tuple(model.lambdas))
-    # An architecture that adds networks to the one it warm-starts from names them; they keep
-    # their initialisation, everything else must fit.
-    new = tuple(getattr(model, "WARM_START_NEW", ()))
-    missing, unexpected = model.load_state_dict(state, strict=not new)
-    if unexpected or any(not k.startswith(new) for k in missing):
-        raise CodecError(f"{path} does not fit this architecture: {missing} {unexpected}")
+    model.load_state_dict(state)
 
 
 def rd_loss(model, out: dict, x: torch.Tensor, rate: torch.Tensor, balance: float = 0.0) -> tuple:
