@@ -255,10 +255,9 @@ class TrainingClock(_SignalScope):
             # runs on the main thread only when the interpreter gets to it, after another thread
             # may have taken the signal), or in the next when it came after ``t`` was read. So
             # all three count no longer than the interval before them.
-            cap = self._before
-            self.total -= self._interval - min(self._interval, cap)
-            self._interval = min(self._interval, cap)
-            dt = min(dt, cap)
+            capped = min(self._interval, self._before)
+            self.total -= self._interval - capped
+            self._interval, dt = capped, min(dt, self._before)
             if self._continued_at <= t:
                 self._continued_at = None
         self._last, self._before, self._interval = t, self._interval, dt
