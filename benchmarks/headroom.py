@@ -3,7 +3,9 @@
 At each quality: the real file's bpp and PSNR (effort 1), and the PSNR of the same synthesis fed
 the same latent at that quality's gains *without* rounding: what these transforms give at those
 gains however many bits were spent. Where the two meet, more bits buy little and only better
-transforms help: the top of the RD curve bends there.
+transforms help: the top of the RD curve bends there. For a context model, also the bits each
+channel group of the latent costs (the model's likelihoods of the rounded latent): whether the
+last channels are still idle at the top of the range, or the latent is full.
 
     python -m benchmarks.headroom --data DIR [--qualities 0,50,100] [--limit N] \\
         [--weights NAME] [--threads N] [--json OUT.json]
@@ -26,6 +28,10 @@ from .common.metrics import bpp, psnr
 
 PROG = "python -m benchmarks.headroom"
 QUALITIES = (0, 25, 50, 75, 87.5, 100)
+GROUP_BPP = (
+    "bits per pixel of each channel group of the latent at the quality's gains, from "
+    "the model's likelihoods of the rounded latent (padding included)"
+)
 
 
 def build_parser() -> Parser:
@@ -60,15 +66,26 @@ def measure(weights: str | None, pixels: np.ndarray, qualities: Sequence[float])
         with torch.no_grad():
             gain, inv_gain = a.model.gains(rate)
             ceiling = synthesize(a.model, a.latent * gain, inv_gain, a.height, a.width)
-        rows.append(
-            {
-                "quality": q,
-                "bpp": bpp(len(trial.data), a.height, a.width),
-                "psnr": psnr(pixels, a.reconstruction(trial)),
-                "psnr_unrounded": psnr(pixels, ceiling),
-            }
-        )
+        row = {
+            "quality": q,
+            "bpp": bpp(len(trial.data), a.height, a.width),
+            "psnr": psnr(pixels, a.reconstruction(trial)),
+            "psnr_unrounded": psnr(pixels, ceiling),
+        }
+        if hasattr(a.model, "groups"):
+            row["group_bpp"] = group_bpp(a.model, a.latent * gain, a.height * a.width)
+        rows.append(row)
     return rows
+
+
+def group_bpp(model, y, pixels: int) -> list[float]:
+    """Bits per pixel each channel group of the gained latent ``y`` costs (padding included)."""
+    import torch
+
+    with torch.no_grad():
+        lik = model.entropy_forward(y, hard=True)["likelihoods"]["y"]
+    bits = -torch.log2(lik).sum((0, 2, 3))
+    return [float(g.sum()) / pixels for g in torch.split(bits, list(model.groups))]
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -103,12 +120,21 @@ def _main(argv: Sequence[str] | None) -> int:
         }
         for pts in zip(*per_image.values())
     ]
-    print("| quality | bpp | PSNR of the file | PSNR unrounded | gap |\n|---|---|---|---|---|")
+    groups = all("group_bpp" in p for pts in per_image.values() for p in pts)
+    if groups:
+        for k, pts in enumerate(zip(*per_image.values())):
+            mean[k]["group_bpp"] = [
+                statistics.fmean(v) for v in zip(*(p["group_bpp"] for p in pts))
+            ]
+    extra = " bpp of each channel group |" if groups else ""
+    print(f"| quality | bpp | PSNR of the file | PSNR unrounded | gap |{extra}")
+    print("|---" * (5 + bool(groups)) + "|")
     for p in mean:
         gap = p["psnr_unrounded"] - p["psnr"]
+        cells = " " + " / ".join(f"{v:.3f}" for v in p["group_bpp"]) + " |" if groups else ""
         print(
             f"| {p['quality']:g} | {p['bpp']:.4f} | {p['psnr']:.2f} dB "
-            f"| {p['psnr_unrounded']:.2f} dB | {gap:.2f} dB |"
+            f"| {p['psnr_unrounded']:.2f} dB | {gap:.2f} dB |{cells}"
         )
     if out is not None:
         report = {
@@ -122,6 +148,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 "torch": torch.__version__,
                 "psnr_unrounded": "PSNR-RGB of the 8-bit synthesis of g_a(x) * gain * inverse "
                 "gain at the quality's rate, no rounding: the transforms' ceiling at those gains",
+                **({"group_bpp": GROUP_BPP} if groups else {}),
             },
             "mean": mean,
             "per_image": per_image,

@@ -628,6 +628,10 @@ def test_headroom_sets_each_file_against_the_unrounded_ceiling(
     for p in (low, high):
         assert p["psnr_unrounded"] > p["psnr"]
     assert low["psnr_unrounded"] - low["psnr"] > 1 + high["psnr_unrounded"] - high["psnr"]
+    # The default model codes its latent in five channel groups; the latent is most of the file.
+    for p in (low, high):
+        assert len(p["group_bpp"]) == 5 and 0.5 * p["bpp"] < sum(p["group_bpp"]) < p["bpp"]
+    assert sum(high["group_bpp"]) > 2 * sum(low["group_bpp"])
     # The file is the one encode writes.
     import codec
 
