@@ -6,7 +6,8 @@ import torch
 from conftest import make_image
 
 from codec.entropy.elic_gain import ExactContext, decode_latents, encode_latents
-from codec.net.elic_gain import GainedContextHyperprior, checkerboard
+from codec.net import build_model
+from codec.net.elic_gain import GROUPS, GainedContextHyperprior, checkerboard, groups_for
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +226,12 @@ def test_hard_rate_trains_scales_exactly_and_means_by_the_proxy(small):
     assert torch.allclose(lk, ref)
     assert torch.allclose(scales.grad, ref_scales.grad)
     assert means.grad.abs().sum() > 0
+
+
+def test_a_wider_latent_takes_elics_channel_groups():
+    assert groups_for(192) == GROUPS
+    assert groups_for(320) == (16, 16, 32, 64, 192)
+    model = build_model("elic-gain", 16, 320, (0.005, 0.05))
+    assert model.groups == (16, 16, 32, 64, 192) and len(model.aggregation) == 5
+    with pytest.raises(ValueError, match="at least 192"):
+        build_model("elic-gain", 16, 96, (0.005, 0.05))

@@ -193,6 +193,29 @@ def test_init_from_carries_gains_onto_a_wider_ladder(data_dir, tmp_path):
     assert torch.allclose(model.log_gain[0], g0 + (g0 - g1) * reach, atol=1e-5)
 
 
+def test_a_context_model_too_narrow_for_its_groups_is_a_one_line_error(data_dir, tmp_path):
+    res = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--architecture",
+            "elic-gain",
+            "--M",
+            "100",
+            "--N",
+            "16",
+            "--data",
+            str(data_dir),
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
+    assert res.exit_code != 0 and "at least 192, got 100" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "run").exists()
+
+
 def test_rate_balance_weights_crops_by_their_lambda():
     from codec.train.loop import rd_loss
 

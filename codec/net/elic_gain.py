@@ -30,30 +30,16 @@ GROUPS: tuple[int, ...] = (16, 16, 32, 64, 64)
 
 
 def groups_for(M: int) -> tuple[int, ...]:
-    """The channel groups of an M-channel latent: ``GROUPS``, and the channels beyond their sum
-    as one last group, so that a wider model holds a 192-channel one whole (``widen_latent``)."""
-    base = sum(GROUPS)
-    if M < base:
-        raise ValueError(
-            f"M = {M} needs explicit channel groups (the default ones add up to {base})"
-        )
-    return GROUPS if M == base else (*GROUPS, M - base)
+    """ELIC's channel groups for an M-channel latent: 16, 16, 32 and 64, then the rest (192 for
+    M = 320, as ELIC has them), so that ``--M`` can train a wider model."""
+    head = GROUPS[:-1]
+    if M < sum(GROUPS):
+        raise ValueError(f"the context model's channel groups need M of at least 192, got {M}")
+    return (*head, M - sum(head))
 
 
 #: The networks a context model adds to the mean-scale one (its state-dict prefixes).
 CONTEXT_NETWORKS = ("channel_context", "spatial_context", "aggregation")
-#: State-dict prefixes of the entropy coder's tables, which do not depend on M.
-_CODER_TABLES = ("entropy_bottleneck.", "gaussian_conditional.")
-#: Tensors whose width follows M and whose new part starts from the model's own initialisation.
-_WIDENED = (
-    "g_a.6.weight",
-    "g_a.6.bias",
-    "log_gain",
-    "log_inv_gain",
-    "h_s.0.weight",
-    "h_s.0.bias",
-    "h_s.2.bias",
-)
 CHANNEL_HIDDEN = 64
 PARAM_HIDDEN = 96
 
@@ -228,47 +214,3 @@ def from_mean_scale(
     if unexpected or any(not k.startswith(CONTEXT_NETWORKS) for k in missing):
         raise ValueError(f"mean-scale weights do not fit: {missing} {unexpected}")
     return model
-
-
-@torch.no_grad()
-def widen_latent(
-    state: dict, model: GainedContextHyperprior, analysis: float = 1.0, synthesis: float = 0.0
-) -> dict:
-    """The state of a context model with fewer latent channels, carried into ``model``'s wider
-    latent as one new last group.
-
-    The old channels keep every weight. The synthesis and the hyper-analysis start out ignoring
-    the new channels (zero weights), so the picture and the old channels' entropy parameters are
-    the narrow model's; the analysis and hyper-synthesis start the new channels from ``model``'s
-    own initialisation, so they carry values the decoder can learn to use.
-    """
-    m, M = state["h_a.0.weight"].shape[1], model.M
-    if M <= m or model.groups[:-1] != groups_for(m):
-        raise ValueError(f"cannot widen a {m}-channel latent into groups {model.groups}")
-    fresh = model.state_dict()
-    out = {}
-    for key, new in fresh.items():
-        old = state.get(key)
-        if old is None or old.shape == new.shape or key.startswith(_CODER_TABLES):
-            out[key] = new if old is None else old
-            continue
-        new = new.clone()
-        lead = tuple(slice(0, n) for n in old.shape)
-        if key == "h_s.4.weight" or key == "h_s.4.bias":  # scales of every channel, then means
-            rest = lead[1:]  # the old hidden channels; the old rows ignore the new ones
-            new[:m], new[M : M + m] = 0, 0
-            new[(slice(0, m), *rest)], new[(slice(M, M + m), *rest)] = old[:m], old[m:]
-        else:
-            new[lead] = old
-            # Decoder-side layers ignore new input channels: transposed convolutions hold
-            # (in, out, k, k), convolutions (out, in, k, k).
-            if key in ("g_s.0.weight", "h_s.2.weight"):
-                new[old.shape[0] :] *= synthesis if key == "g_s.0.weight" else 0
-            elif key in ("g_a.6.weight", "g_a.6.bias"):
-                new[old.shape[0] :] *= analysis
-            elif key == "h_a.0.weight":
-                new[:, old.shape[1] :] = 0
-            elif key not in _WIDENED:
-                raise ValueError(f"cannot widen {key}: {tuple(old.shape)} -> {tuple(new.shape)}")
-        out[key] = new
-    return out

@@ -136,15 +136,6 @@ class TrainConfig:
     )
     # Decoder side only: the analysis (g_a, h_a, the gains into the latent) stays frozen, so the
     # latents it is fine-tuned on are the ones the encoder will send.
-    # An untrained decoder gets nothing from new latent channels, so at their full rate they
-    # fall silent before it learns to use them.
-    new_channel_ramp: int = field(
-        default=0,
-        metadata=option(
-            "Steps over which the channels a wider --M adds to the --init-from weights come to "
-            "pay their full rate (0: from the first step)."
-        ),
-    )
     hard_rounding: bool = field(
         default=False,
         metadata=option(

@@ -27,7 +27,6 @@ from ..errors import CodecError
 from ..files import write_atomic
 from ..hardware import cpu_model, native_bf16
 from ..net import build_model
-from ..net.elic_gain import GainedContextHyperprior, widen_latent
 from ..net.msh_gain import remap_ladder
 from ..net.zoo import read_state
 from .config import SCHEDULES, TrainConfig
@@ -92,12 +91,10 @@ class EMA:
         return {k: self.weights.get(k, v) for k, v in model.state_dict().items()}
 
 
-def load_initial_weights(model, path: str) -> int:
+def load_initial_weights(model, path: str) -> None:
     """Start from a checkpoint (``.pt``) or exported weights (``.safetensors``).
 
-    When the new run has another lambda ladder, the gain tables are carried over onto it; when
-    it has a wider latent (``--M``), the old channels are carried into it. Returns the
-    latent channels of ``path``.
+    When the new run has another lambda ladder, the gain tables are carried over onto it.
     """
     if path.endswith(".safetensors"):
         state = read_state(path)
@@ -110,35 +107,16 @@ def load_initial_weights(model, path: str) -> int:
     if src is not None and tuple(src) != tuple(model.lambdas):
         for key in ("log_gain", "log_inv_gain"):
             state[key] = remap_ladder(state[key], tuple(src), tuple(model.lambdas))
-    source_M = state["h_a.0.weight"].shape[1]
-    if source_M != model.M:
-        if not isinstance(model, GainedContextHyperprior):
-            raise CodecError("a wider latent (--M) needs --architecture elic-gain")
-        try:
-            state = widen_latent(state, model, analysis=4.0, synthesis=0.1)
-        except ValueError as e:
-            raise CodecError(f"--init-from {path}: {e}") from None
     model.load_state_dict(state)
-    return source_M
 
 
-def rd_loss(
-    model,
-    out: dict,
-    x: torch.Tensor,
-    rate: torch.Tensor,
-    balance: float = 0.0,
-    channel_weight: torch.Tensor | None = None,
-) -> tuple:
+def rd_loss(model, out: dict, x: torch.Tensor, rate: torch.Tensor, balance: float = 0.0) -> tuple:
     """Per-crop lambda * 255^2 * MSE + bpp, averaged with rate-balance weights (see
-    ``TrainConfig.rate_balance``); also returns mean bpp and MSE for logs.
-
-    ``channel_weight`` (M,) scales each latent channel's bits (``new_channel_weight``)."""
+    ``TrainConfig.rate_balance``); also returns mean bpp and MSE for logs."""
     b, _, h, w = x.shape
-    logs = dict(out["likelihoods"])
-    if channel_weight is not None:
-        logs["y"] = torch.exp(torch.log(logs["y"]) * channel_weight[:, None, None])
-    bits = sum(torch.log(lik).reshape(b, -1).sum(1) for lik in logs.values()) / -math.log(2)
+    bits = sum(
+        torch.log(lik).reshape(b, -1).sum(1) for lik in out["likelihoods"].values()
+    ) / -math.log(2)
     bpp = bits / (h * w)
     mse = (out["x_hat"] - x).pow(2).reshape(b, -1).mean(1)
     lmbda = model.lmbda(rate)
@@ -147,16 +125,6 @@ def rd_loss(
         ref = math.exp(sum(math.log(v) for v in model.lambdas) / len(model.lambdas))
         per_crop = per_crop * (lmbda.detach() / ref) ** -balance
     return per_crop.mean(), bpp.mean(), mse.mean()
-
-
-def new_channel_weight(M: int, source_M: int, step: int, ramp: int) -> torch.Tensor | None:
-    """Rate weights of the latent channels while a widened latent's new ones ramp up to their
-    full rate (``TrainConfig.new_channel_ramp``); None once every channel pays in full."""
-    if not ramp or source_M >= M or step >= ramp:
-        return None
-    weight = torch.ones(M)
-    weight[source_M:] = step / ramp
-    return weight
 
 
 def split_parameters(model) -> tuple[list, list]:
@@ -180,7 +148,6 @@ def train_step(
     balance: float = 0.0,
     ema: EMA | None = None,
     hard: bool = False,
-    channel_weight: torch.Tensor | None = None,
 ) -> tuple:
     """One optimisation step on batch ``x``, each crop at its own random rate.
 
@@ -189,7 +156,7 @@ def train_step(
     rate = torch.rand(x.shape[0], device=x.device) * (model.levels - 1)
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
         out = net(x, rate, hard=True) if hard else net(x, rate)
-    loss, bpp, mse = rd_loss(model, out, x, rate, balance, channel_weight)
+    loss, bpp, mse = rd_loss(model, out, x, rate, balance)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if clip:
@@ -340,11 +307,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed + rank)
+    try:
+        model = build_model(cfg.architecture, cfg.N, cfg.M, tuple(cfg.lambdas)).to(device)
+    except ValueError as e:
+        raise CodecError(str(e)) from None
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoint_path(out)
 
-    model = build_model(cfg.architecture, cfg.N, cfg.M, tuple(cfg.lambdas)).to(device)
     amp = native_bf16(device) if cfg.amp is None else cfg.amp
     # Channels-last pays with cuDNN, and with oneDNN's bf16 kernels; not for float32 on CPU.
     channels_last = device.type == "cuda" or amp
@@ -370,7 +340,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     else:
         ema_state = None
         if cfg.init_from:
-            log["init_M"] = load_initial_weights(model, cfg.init_from)
+            load_initial_weights(model, cfg.init_from)
             model.to(device)
     ema = EMA(model, cfg.ema, ema_state) if cfg.ema else None
 
@@ -395,21 +365,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             x = sampler.batch(batch).to(device, non_blocking=True)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            weight = new_channel_weight(
-                model.M, log.get("init_M", model.M), step, cfg.new_channel_ramp
-            )
             loss, bpp, mse, aux = train_step(
-                model,
-                net,
-                opt,
-                aux_opt,
-                x,
-                cfg.clip,
-                amp,
-                cfg.rate_balance,
-                ema,
-                cfg.hard_rounding,
-                None if weight is None else weight.to(device),
+                model, net, opt, aux_opt, x, cfg.clip, amp, cfg.rate_balance, ema, cfg.hard_rounding
             )
             step += 1
             wall = clock.tick()
