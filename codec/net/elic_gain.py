@@ -196,7 +196,10 @@ def permute_latent_channels(model: GainedMeanScaleHyperprior, order: Tensor) -> 
 
 
 def from_mean_scale(
-    state: dict, order: Tensor | None, lambdas: tuple[float, ...], groups: tuple[int, ...] = GROUPS
+    state: dict,
+    order: Tensor | None,
+    lambdas: tuple[float, ...],
+    groups: tuple[int, ...] | None = None,
 ) -> GainedContextHyperprior:
     """A context model that starts as the mean-scale model of ``state`` (a state dict), its
     latent channels reordered by ``order``. A context model's own state is refused: its
