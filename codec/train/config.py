@@ -43,7 +43,10 @@ class TrainConfig:
     aux_lr: float = 1e-3
     clip: float = 1.0
     N: int = field(default=128, metadata=option("Transform channels."))
-    M: int = field(default=192, metadata=option("Latent channels."))
+    M: int = field(
+        default=192,
+        metadata=option("Latent channels (elic-gain: at least 192; above, ELIC's channel groups)."),
+    )
     lambdas: tuple[float, ...] = field(
         default=DEFAULT_LAMBDAS,
         metadata=option(
