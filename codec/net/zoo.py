@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 #: The release new files are written with; older releases stay installed for decoding.
-DEFAULT_MODEL = "lcodec-elic-2026-12d"
+DEFAULT_MODEL = "lcodec-elic-2026-12e"
 
 
 @dataclass(frozen=True)
