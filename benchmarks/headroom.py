@@ -65,7 +65,8 @@ def measure(weights: str | None, pixels: np.ndarray, qualities: Sequence[float])
         rate = torch.tensor([a.rate_of(q)], device=a.device)
         with torch.no_grad():
             gain, inv_gain = a.model.gains(rate)
-            ceiling = synthesize(a.model, a.latent * gain, inv_gain, a.height, a.width)
+            y = a.latent * gain
+            ceiling = synthesize(a.model, y, inv_gain, a.height, a.width)
         row = {
             "quality": q,
             "bpp": bpp(len(trial.data), a.height, a.width),
@@ -73,7 +74,7 @@ def measure(weights: str | None, pixels: np.ndarray, qualities: Sequence[float])
             "psnr_unrounded": psnr(pixels, ceiling),
         }
         if hasattr(a.model, "groups"):
-            row["group_bpp"] = group_bpp(a.model, a.latent * gain, a.height * a.width)
+            row["group_bpp"] = group_bpp(a.model, y, a.height * a.width)
         rows.append(row)
     return rows
 
@@ -117,15 +118,15 @@ def _main(argv: Sequence[str] | None) -> int:
         {
             "quality": pts[0]["quality"],
             **{k: statistics.fmean(p[k] for p in pts) for k in ("bpp", "psnr", "psnr_unrounded")},
+            **(
+                {"group_bpp": [statistics.fmean(v) for v in zip(*(p["group_bpp"] for p in pts))]}
+                if "group_bpp" in pts[0]
+                else {}
+            ),
         }
         for pts in zip(*per_image.values())
     ]
-    groups = all("group_bpp" in p for pts in per_image.values() for p in pts)
-    if groups:
-        for k, pts in enumerate(zip(*per_image.values())):
-            mean[k]["group_bpp"] = [
-                statistics.fmean(v) for v in zip(*(p["group_bpp"] for p in pts))
-            ]
+    groups = "group_bpp" in mean[0]  # one model for every image
     extra = " bpp of each channel group |" if groups else ""
     print(f"| quality | bpp | PSNR of the file | PSNR unrounded | gap |{extra}")
     print("|---" * (5 + bool(groups)) + "|")
