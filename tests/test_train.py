@@ -508,3 +508,64 @@ def test_hard_rounding_trains_the_decoder_side_only(data_dir, tmp_path):
     msh = TrainConfig(data=str(data_dir), out=str(tmp_path / "c"), steps=1, hard_rounding=True)
     with pytest.raises(codec.CodecError, match="elic-gain"):
         train(msh, progress=False)
+
+
+def _one_line_error(res) -> str:
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output and res.output.count("\n") == 1, res.output
+    assert res.output.startswith("lcodec: error: ")
+    return res.output
+
+
+@pytest.mark.parametrize("content", [b"random bytes, not a pickle", None])
+def test_export_of_a_file_that_is_no_checkpoint_is_a_one_line_error(tmp_path, content):
+    src = tmp_path / "thing.pt"
+    if content is None:  # a real torch file, but not a checkpoint
+        torch.save({"weights": torch.zeros(2)}, src)
+    else:
+        src.write_bytes(content)
+    res = CliRunner().invoke(
+        main, ["export", str(src), "--name", "x", "--out", str(tmp_path / "o")]
+    )
+    assert "not a training checkpoint" in _one_line_error(res)
+    assert not (tmp_path / "o").exists()
+
+
+def test_training_on_a_folder_without_images_leaves_no_run_folder(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images here")
+    out = tmp_path / "run"
+    res = CliRunner().invoke(
+        main, ["train", "--data", str(empty), "--steps", "1", "--out", str(out)]
+    )
+    assert "no training images in" in _one_line_error(res)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["missing", "garbage", "other-network"])
+def test_a_bad_init_from_is_a_one_line_error(data_dir, tmp_path, kind):
+    src = tmp_path / "init.pt"
+    if kind == "garbage":
+        src.write_bytes(b"\x00" * 64)
+    elif kind == "other-network":
+        torch.save({"model": {"g_a.0.weight": torch.zeros(1)}}, src)
+    args = ["train", "--data", str(data_dir), "--steps", "1", "--N", "16", "--M", "24"]
+    args += [
+        "--batch",
+        "1",
+        "--crop",
+        "64",
+        "--out",
+        str(tmp_path / "run"),
+        "--init-from",
+        str(src),
+    ]
+    out = _one_line_error(CliRunner().invoke(main, args))
+    expected = {
+        "missing": "no such file",
+        "garbage": "not a checkpoint or weights file",
+        "other-network": "do not fit the network",
+    }[kind]
+    assert expected in out
+    assert not (tmp_path / "run").exists()

@@ -35,11 +35,16 @@ class TrainConfig:
         metadata=option("Run folder: checkpoint, logs and exported weights. Re-running resumes."),
     )
     steps: int = field(default=10000, metadata=option("Total optimisation steps."))
-    batch: int = field(default=8, metadata=option())
+    batch: int = field(default=8, metadata=option("Crops per optimisation step."))
     crop: int = field(default=128, metadata=option("Square crop size in pixels."))
-    lr: float = field(default=5e-4, metadata=option("Peak learning rate (cosine decay)."))
+    lr: float = field(
+        default=5e-4,
+        metadata=option("Peak learning rate, reached after the warm-up; --schedule decays it."),
+    )
     min_lr: float = 1e-5
-    warmup: int = field(default=300, metadata=option())
+    warmup: int = field(
+        default=300, metadata=option("Steps of linear learning-rate warm-up from zero.")
+    )
     aux_lr: float = 1e-3
     clip: float = 1.0
     N: int = field(default=128, metadata=option("Transform channels."))
@@ -57,16 +62,22 @@ class TrainConfig:
             callback=lambda ctx, param, value: _ladder(value),
         ),
     )
-    ckpt_every: int = field(default=250, metadata=option())
-    seed: int = field(default=0, metadata=option())
-    device: str = field(default="cpu", metadata=option())
+    ckpt_every: int = field(
+        default=250, metadata=option("Write the checkpoint every this many steps (and on stop).")
+    )
+    seed: int = field(default=0, metadata=option("Seed of the crops and rates drawn."))
+    device: str = field(default="cpu", metadata=option("cpu, cuda or cuda:N."))
     threads: int = field(
         default=0, metadata=option("CPU threads (0: torch's default).", show_default=False)
     )
     val: str | None = None
     val_every: int = 0
     init_from: str | None = field(
-        default=None, metadata=option("Start from another run's checkpoint.")
+        default=None,
+        metadata=option(
+            "Start from a run's checkpoint.pt or a release's .safetensors (weights only: "
+            "a fresh optimizer and schedule)."
+        ),
     )
     architecture: str = field(
         default="msh-gain",

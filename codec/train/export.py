@@ -37,6 +37,17 @@ def _shipped_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def read_checkpoint(path: str | Path) -> dict:
+    """A training checkpoint's contents, or a one-line error for any other file."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # torch.load raises whatever its unpickler meets
+        state = None
+    if not isinstance(state, dict) or not {"model", "config", "step"} <= state.keys():
+        raise CodecError(f"{path}: not a training checkpoint (lcodec train writes checkpoint.pt)")
+    return state
+
+
 def export_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -57,7 +68,7 @@ def export_checkpoint(
             f"release {name!r} exists: files written with it must keep decoding, so a release "
             "is never replaced; export under a new name"
         )
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = read_checkpoint(checkpoint)
     cfg = state["config"]
     architecture = cfg.get("architecture", ARCHITECTURE)
     model = build_model(architecture, cfg["N"], cfg["M"], tuple(cfg["lambdas"]))

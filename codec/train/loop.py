@@ -30,7 +30,7 @@ from ..net import build_model
 from ..net.msh_gain import remap_ladder
 from ..net.zoo import read_state
 from .config import SCHEDULES, TrainConfig
-from .data import CropSampler
+from .data import CropSampler, list_images
 
 
 def lr_at(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
@@ -96,18 +96,29 @@ def load_initial_weights(model, path: str) -> None:
 
     When the new run has another lambda ladder, the gain tables are carried over onto it.
     """
-    if path.endswith(".safetensors"):
-        state = read_state(path)
-        manifest = Path(path).with_suffix(".json")
-        src = json.loads(manifest.read_text())["lambdas"] if manifest.exists() else None
-    else:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        state = ckpt.get("model", ckpt)
-        src = ckpt.get("config", {}).get("lambdas")
+    if not Path(path).is_file():
+        raise CodecError(f"--init-from {path}: no such file")
+    try:
+        if path.endswith(".safetensors"):
+            state = read_state(path)
+            manifest = Path(path).with_suffix(".json")
+            src = json.loads(manifest.read_text())["lambdas"] if manifest.exists() else None
+        else:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            state = ckpt.get("model", ckpt)
+            src = ckpt.get("config", {}).get("lambdas")
+    except Exception:  # the unpickler and safetensors raise whatever they meet
+        raise CodecError(f"--init-from {path}: not a checkpoint or weights file") from None
     if src is not None and tuple(src) != tuple(model.lambdas):
         for key in ("log_gain", "log_inv_gain"):
             state[key] = remap_ladder(state[key], tuple(src), tuple(model.lambdas))
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise CodecError(
+            f"--init-from {path}: these weights do not fit the network being trained "
+            "(check --architecture, --N and --M)"
+        ) from None
 
 
 def rd_loss(model, out: dict, x: torch.Tensor, rate: torch.Tensor, balance: float = 0.0) -> tuple:
@@ -311,8 +322,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         model = build_model(cfg.architecture, cfg.N, cfg.M, tuple(cfg.lambdas)).to(device)
     except ValueError as e:
         raise CodecError(str(e)) from None
+    if not list_images(cfg.data):
+        raise CodecError(f"no training images in {cfg.data}")
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     ckpt = checkpoint_path(out)
 
     amp = native_bf16(device) if cfg.amp is None else cfg.amp
@@ -343,6 +355,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             load_initial_weights(model, cfg.init_from)
             model.to(device)
     ema = EMA(model, cfg.ema, ema_state) if cfg.ema else None
+    out.mkdir(parents=True, exist_ok=True)  # only once the run can start
 
     net = model
     if world > 1:
