@@ -113,6 +113,8 @@ def plan(
         else:
             entries.append((item, None, _not_a_file(item)))
     single = len(entries) == 1 and not has_folder and not _is_glob(inputs[0])
+    if single and output is not None:
+        _check_output_name(output, suffix)
     jobs = [
         Job(src, _destination(src, rel, output, suffix, single), err) for src, rel, err in entries
     ]
@@ -120,6 +122,21 @@ def plan(
         _check_folder(output, create_ok=has_folder)
     _check_collisions(jobs)
     return jobs
+
+
+#: What each output suffix means, for the one-line error when ``-o`` names another format.
+WRITES = {".lcz": "compress writes .lcz files", ".png": "decompress writes PNG images"}
+
+
+def _check_output_name(output: str, suffix: str) -> None:
+    """Refuse an output file named for another format (``-o photo.jpg`` from decompress), which
+    would otherwise hold bytes its name misstates. A name without a known suffix is the user's
+    choice."""
+    if output == STDIO or Path(output).is_dir() or output.endswith(("/", os.sep)):
+        return
+    given = Path(output).suffix.lower()
+    if given != suffix and (given in image_suffixes() or given == ".lcz"):
+        raise CodecError(f"-o {output}: {WRITES[suffix]}; name the output {suffix}")
 
 
 def suffix_kind(suffix: str) -> str:
@@ -252,6 +269,8 @@ def check_jobs(
     for job in jobs:
         if not job.error and job.dst == STDIO and sys.stdout.isatty():
             job.error = _TERMINAL
+        if not job.error and job.dst != STDIO:
+            job.error = _blocked_folder(job.dst)
         if not job.error and job.dst != STDIO and os.path.lexists(job.dst):
             if skip_existing:
                 skipped += 1
@@ -265,6 +284,14 @@ def check_jobs(
                 job.error = str(e)
         run.append(job)
     return run, skipped
+
+
+def _blocked_folder(dst: str) -> str | None:
+    """The error when a folder the output needs is a file (``-o notes.txt/out.lcz``)."""
+    for parent in Path(dst).parents:
+        if parent.exists():
+            return None if parent.is_dir() else f"cannot write {dst}: {parent} is not a folder"
+    return None
 
 
 def _exists(dst: str) -> str:

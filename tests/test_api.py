@@ -234,3 +234,19 @@ def test_bytes_that_are_not_an_image_give_no_object_repr(data):
     with pytest.raises(codec.CodecError, match="^cannot read the image bytes: ") as e:
         codec.compress(data)
     assert "object at" not in str(e.value) and "BytesIO" not in str(e.value)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/USAGE.md"])
+def test_the_documented_library_example_runs_as_written(doc, tmp_path, monkeypatch):
+    """The Library section's first code block, run in a folder holding photo.png: it must run
+    unchanged and must not overwrite the user's photo."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / doc).read_text()
+    block = text.split("## Library", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(make_image(40, 56)).save("photo.png")
+    before = (tmp_path / "photo.png").read_bytes()
+    exec(compile(block, doc, "exec"), {})
+    assert (tmp_path / "photo.png").read_bytes() == before
+    assert (tmp_path / "decoded.png").is_file()

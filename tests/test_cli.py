@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -384,3 +385,33 @@ def test_a_closed_pipe_ends_quietly(png, tmp_path):
     cmd = f"{sys.executable} -m codec info {lcz} | true"
     r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
     assert r.stderr == ""
+
+
+def test_the_checkout_launcher_without_dependencies_says_what_to_install():
+    """``bin/lcodec`` run by a Python without the packages (-S: no site-packages) answers with
+    one line, not an import traceback."""
+    launcher = Path(__file__).resolve().parents[1] / "bin" / "lcodec"
+    r = subprocess.run([sys.executable, "-S", str(launcher), "--version"], capture_output=True)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and err.count("\n") == 1, err
+    assert err.startswith("lcodec: error: No module named") and "install" in err
+
+
+def test_an_output_named_for_another_format_is_refused(png, tmp_path):
+    r = run("compress", png, "-o", tmp_path / "out.png")
+    assert r.exit_code == 1 and "compress writes .lcz files; name the output .lcz" in r.output
+    assert run("compress", png, "-o", tmp_path / "a.lcz").exit_code == 0
+    for name in ("out.jpg", "out.WEBP", "out.lcz"):
+        r = run("decompress", tmp_path / "a.lcz", "-o", tmp_path / name)
+        assert r.exit_code == 1 and "decompress writes PNG images" in r.output, r.output
+        assert not (tmp_path / name).exists()
+    # A name of no known format is the user's to choose; the bytes are PNG.
+    assert run("decompress", tmp_path / "a.lcz", "-o", tmp_path / "restored").exit_code == 0
+    assert Image.open(tmp_path / "restored").format == "PNG"
+
+
+def test_an_output_folder_that_is_a_file_is_named(png, tmp_path):
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    r = run("compress", png, "-o", tmp_path / "notes.txt" / "out.lcz")
+    assert r.exit_code == 1 and r.output.count("\n") == 1
+    assert f"{tmp_path / 'notes.txt'} is not a folder" in r.output
