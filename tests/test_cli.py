@@ -250,7 +250,7 @@ def test_compress_with_a_named_release_and_info_shows_it_installed(png, tmp_path
     assert meta["model"] == name and meta["release"] == name and meta["installed"]
     assert f"installed as {name}" in run("info", out).output
     r = run("compress", png, "--model", "no-such-release", "-o", tmp_path / "x.lcz")
-    assert r.exit_code == 1 and "no model named 'no-such-release'" in r.output
+    assert r.exit_code == 2 and "no model named 'no-such-release'" in r.output
     assert not (tmp_path / "x.lcz").exists()
 
 
@@ -415,3 +415,24 @@ def test_an_output_folder_that_is_a_file_is_named(png, tmp_path):
     r = run("compress", png, "-o", tmp_path / "notes.txt" / "out.lcz")
     assert r.exit_code == 1 and r.output.count("\n") == 1
     assert f"{tmp_path / 'notes.txt'} is not a folder" in r.output
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["-q", "abc"], "'abc' is not a quality from 0 to 100"),
+        (["-q", "nan"], "'nan' is not a quality from 0 to 100"),
+        (["--effort", "2.5"], "'2.5' is not an effort from 1 to 9"),
+        (["--target-size", "1.5"], "is not a whole number of bytes"),
+        (["--target-bpp", "0"], "is not a positive number of bits per pixel"),
+        (["--device", "tpu"], "'tpu': use auto, cpu, cuda or cuda:N"),
+        (["--model", "bogus"], "no model named 'bogus'"),
+        (["-q", "80", "--target-bpp", "0.5"], "-q and a --target-* option exclude each other"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(png, tmp_path, args, message):
+    """Exit status 2, as USAGE.md promises for usage errors, and words rather than click's
+    "not a valid float range"; nothing is written."""
+    r = run("compress", png, "-o", tmp_path / "x.lcz", *args)
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert "Traceback" not in r.output and not (tmp_path / "x.lcz").exists()

@@ -9,13 +9,16 @@ input and output is checked before torch loads, so a bad invocation answers at o
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
 from typing import Callable
 
 import click
+from click.core import ParameterSource
 
 from ..bitstream import MAX_PIXELS
 from ..errors import CodecError, CodecWarning
@@ -34,9 +37,40 @@ from ..train.commands import export_command, train_command
 
 __all__ = ["main"]
 
+
+class Number(click.ParamType):
+    """A finite number in a range, refused in words (``'abc' is not a number from 0 to 100``)
+    where click's own ranges say "not a valid float range" and let ``nan`` through."""
+
+    def __init__(self, what: str, lo: float, hi: float | None = None, whole: bool = False):
+        self.what, self.lo, self.hi, self.whole = what, lo, hi, whole
+        self.name = "integer" if whole else "float"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = int(value) if self.whole else float(value)
+            except ValueError:
+                number = None
+        ok = number is not None and math.isfinite(number) and number >= self.lo
+        if not ok or (self.hi is not None and number > self.hi):
+            self.fail(f"{value!r} is not {self.what}", param, ctx)
+        return number
+
+
+def _device(ctx, param, value: str) -> str:
+    """Checked here, torch-free, so that a mistyped device is a usage error like any other."""
+    if re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        return value
+    raise click.BadParameter(f"{value!r}: use auto, cpu, cuda or cuda:N")
+
+
 DEVICE = click.option(
     "--device",
     default="auto",
+    callback=_device,
     show_default=True,
     help="Where the networks run: auto (CUDA when available), cpu or cuda. "
     "Files decode on any device whatever device made them.",
@@ -61,7 +95,7 @@ SKIP_EXISTING = click.option(
 )
 MAX_PIXELS_OPTION = click.option(
     "--max-pixels",
-    type=click.IntRange(1, MAX_PIXELS),
+    type=Number(f"a whole number of pixels from 1 to {MAX_PIXELS}", 1, MAX_PIXELS, whole=True),
     default=None,
     help=f"Refuse images of more pixels than this, read from the header before any decoding "
     f"[default: {MAX_IMAGE_PIXELS}, Pillow's own limit].",
@@ -186,31 +220,31 @@ def main():
 @click.option(
     "-q",
     "--quality",
-    type=click.FloatRange(0, 100),
+    type=Number("a quality from 0 to 100", 0, 100),
     default=50,
     show_default=True,
     help="0-100: higher means more bytes and better quality.",
 )
 @click.option(
     "--target-bpp",
-    type=click.FloatRange(0, min_open=True),
+    type=Number("a positive number of bits per pixel", 1e-9),
     help="Pick the quality whose file is closest to this many bits per pixel (within 2 %).",
 )
 @click.option(
     "--target-size",
-    type=click.IntRange(1),
+    type=Number("a whole number of bytes, at least 1", 1, whole=True),
     metavar="BYTES",
     help="Pick the quality whose file is largest without exceeding BYTES (within 2 %).",
 )
 @click.option(
     "--target-psnr",
-    type=click.FloatRange(0, min_open=True),
+    type=Number("a positive PSNR in dB", 1e-9),
     metavar="DB",
     help="Pick the smallest file whose PSNR is at least DB.",
 )
 @click.option(
     "--effort",
-    type=click.IntRange(1, 9),
+    type=Number("an effort from 1 to 9", 1, 9, whole=True),
     default=1,
     show_default=True,
     help="1-9: higher spends more encoding time on smaller files (same decoder).",
@@ -250,11 +284,19 @@ def compress(
     from ..net.zoo import find_weights
 
     if model is not None:
-        find_weights(model)  # an unknown name fails before any work, without torch
+        try:
+            find_weights(model)  # an unknown name fails before any work, without torch
+        except CodecError as e:
+            raise click.BadParameter(str(e), param_hint="--model") from None
     targets = {"bpp": target_bpp, "size": target_size, "psnr": target_psnr}
     if sum(v is not None for v in targets.values()) > 1:
         raise click.UsageError(
             "--target-bpp, --target-size and --target-psnr are mutually exclusive"
+        )
+    given = click.get_current_context().get_parameter_source("quality")
+    if any(v is not None for v in targets.values()) and given is ParameterSource.COMMANDLINE:
+        raise click.UsageError(
+            "-q and a --target-* option exclude each other: the target picks the quality"
         )
     options = {f"target_{k}": v for k, v in targets.items()}
     limit = _prepare(max_pixels, force, skip_existing)
