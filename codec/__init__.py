@@ -1,10 +1,11 @@
-"""lcodec: a learned image codec (CompressAI mean-scale hyperprior, rANS, ``.lcz`` files).
+"""lcodec: a learned image codec (a CompressAI hyperprior with a space-channel context model,
+rANS, ``.lcz`` files).
 
 >>> import codec
 >>> data = codec.compress("photo.png", quality=50)
 >>> pixels = codec.decompress(data)   # HxWx3 uint8 (HxW gray, HxWx4 with alpha)
 >>> picture = codec.decode(data)      # .pixels, .mode, .alpha, .icc_profile
->>> files = list(codec.compress_many(["a.png", "b.png"], device="cuda"))  # pipelined
+>>> files = list(codec.compress_many(["a.png", "b.png"]))  # pipelined
 >>> from PIL import Image; Image.open("photo.lcz")  # the Pillow plugin (codec/pillow.py)
 
 Names load on first use (PEP 562): torch and CompressAI take seconds to import, and

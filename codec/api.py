@@ -139,7 +139,8 @@ def compress(
     model: str | None = None,
     max_pixels: int | None = None,
 ) -> bytes:
-    """Compress an image (path, PIL image or HxWx3 uint8 array) into ``.lcz`` bytes.
+    """Compress an image into ``.lcz`` bytes: a path, a file's bytes, a PIL image, or a uint8
+    array (HxW gray, HxWx2 gray and alpha, HxWx3 RGB, HxWx4 RGBA).
 
     Targets, effort, precision, model and the pixel budget work as in ``encode``.
     """

@@ -28,6 +28,7 @@ SAVE_OPTIONS = (
     "target_size",
     "target_psnr",
     "device",
+    "model",
     "weights",
     "precision",
 )

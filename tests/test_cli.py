@@ -436,3 +436,11 @@ def test_bad_option_values_are_usage_errors(png, tmp_path, args, message):
     r = run("compress", png, "-o", tmp_path / "x.lcz", *args)
     assert r.exit_code == 2 and message in r.output, r.output
     assert "Traceback" not in r.output and not (tmp_path / "x.lcz").exists()
+
+
+def test_info_reads_standard_input(png, tmp_path):
+    assert run("compress", png, "-o", tmp_path / "a.lcz").exit_code == 0
+    r = CliRunner().invoke(main, ["info", "-", "--json"], input=(tmp_path / "a.lcz").read_bytes())
+    assert r.exit_code == 0 and json.loads(r.output)["width"] == 90
+    r = CliRunner().invoke(main, ["info", "-"], input=b"not an lcodec file")
+    assert r.exit_code == 1 and r.output.startswith("lcodec: error: not an lcodec file")

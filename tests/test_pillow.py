@@ -134,3 +134,10 @@ def test_compress_leaves_lcz_files_in_a_folder_alone(photo, tmp_path):
     r = CliRunner().invoke(main, ["compress", str(folder), "-o", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.lcz"]
+
+
+@pytest.mark.parametrize("option", ["model", "weights"])
+def test_save_writes_with_the_release_named(photo, tmp_path, option):
+    path = tmp_path / "old.lcz"
+    photo.save(path, quality=40, **{option: "lcodec-msh-gain"})
+    assert codec.info(path.read_bytes())["model"] == "lcodec-msh-gain"

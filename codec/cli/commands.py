@@ -380,11 +380,15 @@ def decompress(files, output, device, precision, force, skip_existing, max_pixel
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(file, as_json):
-    """Show what a .lcz FILE holds: format, model, size, quality, stream sizes, bpp."""
+    """Show what a .lcz FILE (or - for stdin) holds: format, model, size, quality, stream
+    sizes, bpp."""
     from ..bitstream import info as read_info
     from ..net.zoo import weights_for
 
-    meta = read_info(file)
+    if file == STDIO:
+        meta, file = read_info(sys.stdin.buffer.read()), "<stdin>"
+    else:
+        meta = read_info(file)
     try:
         w = weights_for(meta["model"], bytes.fromhex(meta["weights_hash"]))
         meta["release"], meta["installed"] = w.model_id, True
