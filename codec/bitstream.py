@@ -7,6 +7,7 @@ with a one-line message rather than a crash or a huge allocation.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import struct
@@ -242,7 +243,29 @@ def unpack(data: bytes) -> Container:
         raise CodecError("truncated file")
     body, (crc,) = data[:-4], _U32.unpack_from(data, len(data) - 4)
     if zlib.crc32(body) != crc:
+        declared = _declared_size(data)
+        if declared is not None and declared > len(data):
+            raise CodecError(f"truncated file ({len(data)} of {declared} bytes)")
         raise CodecError("corrupt file (CRC mismatch)")
+    c, lengths, pos = _header(body)
+    if pos + sum(lengths) != len(body):
+        raise CodecError("stream lengths do not match the file size")
+    c.streams = [body[a : a + n] for a, n in zip(itertools.accumulate([pos, *lengths]), lengths)]
+    return c
+
+
+def _declared_size(data: bytes) -> int | None:
+    """The whole file's size by its own header (the header read as if the file ended after
+    it), or None when no header can be read: tells a cut file from a damaged one."""
+    try:
+        _, lengths, pos = _header(data)
+    except CodecError:
+        return None
+    return pos + sum(lengths) + _U32.size
+
+
+def _header(body: bytes) -> tuple[Container, list[int], int]:
+    """The container's fields, its streams' lengths and where the first stream starts."""
     (
         _,
         version,
@@ -299,10 +322,7 @@ def unpack(data: bytes) -> Container:
         if n_streams != 2:  # versions 1 and 2 always hold [z, y]
             raise CodecError(f"malformed stream table ({n_streams} streams)")
     lengths = [r.uint(_U32, "stream table") for _ in range(n_streams)]
-    if r.pos + sum(lengths) != len(body):
-        raise CodecError("stream lengths do not match the file size")
-    c.streams = [r.take(n, "streams") for n in lengths]
-    return c
+    return c, lengths, r.pos
 
 
 def _read_sections(r: _Reader, c: Container) -> None:

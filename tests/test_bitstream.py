@@ -46,6 +46,22 @@ def test_truncated(cut):
         unpack(data[:cut])
 
 
+@pytest.mark.parametrize("keep", [-1, -4, -30])
+def test_a_file_cut_in_its_streams_is_called_truncated_with_its_size(keep):
+    data = pack(sample())
+    with pytest.raises(
+        CodecError, match=rf"truncated file \({len(data) + keep} of {len(data)} bytes\)"
+    ):
+        unpack(data[:keep])
+
+
+def test_a_damaged_stream_is_a_crc_mismatch_not_truncation():
+    data = bytearray(pack(sample()))
+    data[-10] ^= 0x01
+    with pytest.raises(CodecError, match="CRC mismatch"):
+        unpack(bytes(data))
+
+
 def test_wrong_magic():
     data = pack(sample())
     with pytest.raises(CodecError, match="magic"):
