@@ -570,3 +570,36 @@ def test_each_latent_is_drawn_once_under_the_relaxation(crop):
         again, _ = objective.rate_and_latents([y_hat, z_hat], lambda v: v)
     assert not torch.equal(y_hat, torch.round(y_hat)), "the relaxation drew nothing"
     assert float(again) == pytest.approx(float(bits), rel=1e-5)
+
+
+def test_the_search_steps_exactly_as_torch_adam_does():
+    """The written-out Adam (which spares every effort encode the import of torch._dynamo)
+    takes torch.optim.Adam's steps bit for bit, under a changing step size."""
+    gen = torch.Generator().manual_seed(3)
+    start = [torch.randn(2, 5, 4, 4, generator=gen), torch.randn(1, 3, 2, 2, generator=gen)]
+    ours = [t.clone().requires_grad_(True) for t in start]
+    theirs = [t.clone().requires_grad_(True) for t in start]
+    mine, ref = effort_mod.Adam(ours), torch.optim.Adam(theirs, lr=0.0)
+    for step, lr in enumerate((0.015, 0.01, 0.004, 0.0, 0.02)):
+        grads = [torch.randn(t.shape, generator=gen) for t in start]
+        for a, b, g in zip(ours, theirs, grads):
+            a.grad, b.grad = g.clone(), g.clone()
+        mine.step(lr)
+        ref.param_groups[0]["lr"] = lr
+        ref.step()
+        for a, b in zip(ours, theirs):
+            assert torch.equal(a, b), step
+
+
+def test_an_effort_encode_does_not_import_torch_dynamo():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, codec\n"
+        "img = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)\n"
+        "codec.compress(img, quality=50, effort=2)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -141,6 +141,29 @@ def effort_iterations(effort: int) -> int:
     return ITERATIONS[int(effort)]
 
 
+class Adam:
+    """Adam (Kingma and Ba) on the latents, written out as ``torch.optim.Adam`` computes it on
+    the CPU: that class's constructor imports ``torch._dynamo``, a second or more of start-up
+    on every encode with effort."""
+
+    def __init__(self, params: list[torch.Tensor], betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params, (self.b1, self.b2), self.eps, self.t = params, betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        """One step along each parameter's ``.grad``."""
+        self.t += 1
+        bc1, bc2 = 1 - self.b1**self.t, 1 - self.b2**self.t
+        for p, m, v in zip(self.params, self.m, self.v):
+            g = p.grad
+            m.lerp_(g, 1 - self.b1)
+            v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
+            denom = (v.sqrt() / math.sqrt(bc2)).add_(self.eps)
+            p.addcdiv_(m, denom, value=-lr / bc1)
+
+
 def refine(
     objective: Objective,
     latents: list[Tensor],
@@ -177,7 +200,7 @@ def refine(
     # Also under a caller's inference_mode: work on ordinary copies with autograd enabled.
     with torch.inference_mode(False), torch.enable_grad():
         free = [t.detach().clone().requires_grad_(True) for t in latents]
-        opt = torch.optim.Adam(free, lr=lr)
+        opt = Adam(free)
         for step in range(1, pending[-1] + 1):
             relax = sga.RELAXATION(temperature(step - 1, schedule), generator)
             loss = objective.loss(free, relax)
@@ -185,9 +208,7 @@ def refine(
             for i, (t, g) in enumerate(zip(free, grads)):
                 mask = masks[i] if masks is not None else None
                 t.grad = g if mask is None else g * mask
-            for group in opt.param_groups:
-                group["lr"] = step_size(step - 1, lr)
-            opt.step()
+            opt.step(step_size(step - 1, lr))
             del loss, grads
             if checked(step, pending):
                 candidate = [t.detach().clone() for t in free]
