@@ -444,3 +444,12 @@ def test_info_reads_standard_input(png, tmp_path):
     assert r.exit_code == 0 and json.loads(r.output)["width"] == 90
     r = CliRunner().invoke(main, ["info", "-"], input=b"not an lcodec file")
     assert r.exit_code == 1 and r.output.startswith("lcodec: error: not an lcodec file")
+
+
+def test_compressing_an_lcz_file_again_warns_of_the_second_loss(png, tmp_path):
+    assert run("compress", png, "-o", tmp_path / "a.lcz").exit_code == 0
+    r = run("compress", tmp_path / "a.lcz", "-o", tmp_path / "b.lcz")
+    assert r.exit_code == 0 and (tmp_path / "b.lcz").is_file()
+    assert "lcodec: warning: " in r.output and "decoded and compressed again" in r.output
+    r = run("compress", png, "-o", tmp_path / "c.lcz")
+    assert "warning" not in r.output

@@ -20,7 +20,7 @@ from typing import Callable
 import click
 from click.core import ParameterSource
 
-from ..bitstream import MAX_PIXELS
+from ..bitstream import MAGIC, MAX_PIXELS
 from ..errors import CodecError, CodecWarning
 from ..files import (
     STDIO,
@@ -178,6 +178,12 @@ def _os_error(e: OSError) -> str:
     return f"{e.strerror or e}: {e.filename}" if e.filename else str(e)
 
 
+RECOMPRESS = (
+    "an lcodec file: decoded and compressed again, which loses quality again "
+    "(lcodec decompress restores the image)"
+)
+
+
 def _is_lcz(path: Path) -> bool:
     return path.suffix.lower() == ".lcz"
 
@@ -312,6 +318,9 @@ def compress(
         from ..encoder.effort import progress
 
         src = read_input(job) if job.src == STDIO else job.src
+        lcz = src.startswith(MAGIC) if isinstance(src, bytes) else _is_lcz(Path(src))
+        if lcz:
+            warnings.warn(CodecWarning(RECOMPRESS), stacklevel=1)
         # No reconstruction: the command prints none, and it would cost a synthesis transform.
         # Effort shows a per-iteration bar with the time left (stderr, on a terminal).
         with progress(effort > 1, tty_only=True):
