@@ -80,7 +80,7 @@ def encode(
     pic = read_image(image, max_pixels)
     trial, recon, result = encode_picture(
         pic,
-        _one_model(weights, model),
+        one_model(weights, model),
         device,
         precision,
         quality,
@@ -148,7 +148,7 @@ def compress(
         image,
         quality,
         device,
-        _one_model(weights, model),
+        one_model(weights, model),
         reconstruct=False,
         effort=effort,
         target_bpp=target_bpp,
@@ -159,7 +159,8 @@ def compress(
     ).data
 
 
-def _one_model(weights: str | None, model: str | None) -> str | None:
+def one_model(weights: str | None, model: str | None) -> str | None:
+    """The release asked for: ``model``, or ``weights``, its older name; both must agree."""
     if weights is not None and model is not None and str(weights) != str(model):
         raise CodecError(f"weights {weights!r} and model {model!r} disagree: give one")
     return model if model is not None else weights

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .api import DEFAULT_QUALITY, compress, decompress
+from .api import DEFAULT_QUALITY, compress, decompress, one_model
 from .errors import CodecError
 from .limits import pixel_budget
 from .runtime import load_model, resolve_device, resolve_precision
@@ -64,15 +64,17 @@ def compress_many(
     workers: int | None = None,
     effort: int = 1,
     precision: str | None = None,
+    model: str | None = None,
     max_pixels: int | None = None,
 ) -> Iterator[bytes]:
     """Compress images (paths, PIL images or arrays), yielding each file's bytes in order.
 
     ``workers``: images in flight (default 2 on CUDA, 1 on the CPU). A bad image (one over
     ``max_pixels`` among them) raises its ``CodecError`` when its turn comes; the files before
-    it are yielded.
+    it are yielded. ``model`` names the release to write with, as in ``compress``.
     """
     pixel_budget(max_pixels)  # a bad value fails here, not at the first image
+    weights = one_model(weights, model)
     lm = load_model(weights, device, precision)  # load once, before the threads ask for it
     workers = _workers(workers, lm.device)
 

@@ -159,7 +159,12 @@ def _destination(src: str, rel: Path | None, output: str | None, suffix: str, si
 def _check_folder(out: str, create_ok: bool) -> None:
     if Path(out).is_dir() or create_ok or out.endswith(("/", os.sep)):
         return
-    raise CodecError(f"with several inputs, -o must be an existing folder: {out}")
+    if Path(out).exists():
+        raise CodecError(f"with several inputs, -o must be a folder: {out} is a file")
+    raise CodecError(
+        f"with several inputs, -o must be a folder: {out} does not exist (end it with / to "
+        "create it)"
+    )
 
 
 def _check_collisions(jobs: list[Job]) -> None:

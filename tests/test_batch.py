@@ -43,3 +43,12 @@ def test_bad_worker_counts_are_refused_at_once(workers):
         codec.compress_many(IMAGES, workers=workers)
     with pytest.raises(codec.CodecError, match="workers"):
         codec.decompress_many([], workers=workers)
+
+
+def test_compress_many_writes_with_the_release_named():
+    img = make_image(40, 48)
+    files = list(codec.compress_many([img, img], quality=30, model="lcodec-msh-gain"))
+    assert [codec.info(f)["model"] for f in files] == ["lcodec-msh-gain"] * 2
+    assert files[0] == codec.compress(img, quality=30, model="lcodec-msh-gain")
+    with pytest.raises(codec.CodecError, match="disagree"):
+        list(codec.compress_many([img], weights="lcodec-msh-gain", model="lcodec-elic-2026-12e"))

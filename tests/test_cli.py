@@ -453,3 +453,22 @@ def test_compressing_an_lcz_file_again_warns_of_the_second_loss(png, tmp_path):
     assert "lcodec: warning: " in r.output and "decoded and compressed again" in r.output
     r = run("compress", png, "-o", tmp_path / "c.lcz")
     assert "warning" not in r.output
+
+
+def test_several_inputs_need_a_folder_and_are_told_how_to_make_one(tmp_path):
+    srcs = []
+    for i in range(2):
+        srcs.append(tmp_path / f"im{i}.png")
+        Image.fromarray(make_image(30, 40, seed=i)).save(srcs[-1])
+    r = run("compress", *srcs, "-o", tmp_path / "new")
+    assert r.exit_code == 1 and "does not exist (end it with / to create it)" in r.output
+    (tmp_path / "file.lcz").write_bytes(b"x")
+    r = run("compress", *srcs, "-o", tmp_path / "file.lcz")
+    assert r.exit_code == 1 and f"{tmp_path / 'file.lcz'} is a file" in r.output
+    assert run("compress", *srcs, "-o", f"{tmp_path / 'new'}/").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["im0.lcz", "im1.lcz"]
+
+
+def test_the_command_list_gives_whole_summaries():
+    out = run("--help").output
+    assert "..." not in out.split("Commands:")[1]

@@ -216,7 +216,7 @@ def main():
     reuse_freed_memory()
 
 
-@main.command()
+@main.command(short_help="Compress images into .lcz files.")
 @click.argument("images", nargs=-1, required=True)
 @click.option(
     "-o",
@@ -347,7 +347,7 @@ def compress(
     _run(jobs, work, skipped)
 
 
-@main.command()
+@main.command(short_help="Decompress .lcz files into PNG images.")
 @click.argument("files", nargs=-1, required=True)
 @click.option(
     "-o",
@@ -385,7 +385,7 @@ def decompress(files, output, device, precision, force, skip_existing, max_pixel
     _run(jobs, work, skipped)
 
 
-@main.command()
+@main.command(short_help="Show what an .lcz file holds.")
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(file, as_json):
@@ -423,7 +423,7 @@ def info(file, as_json):
     click.echo(f"  bpp          {meta['bpp']:.4f}")
 
 
-@main.command()
+@main.command(short_help="List the installed model releases.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def models(as_json):
     """List the installed model releases: architecture, date, size and RD on validation photos.
@@ -459,7 +459,7 @@ def models(as_json):
         click.echo(f"    weights {r['sha256'][:16]}, {r['training_steps']} steps; {rd}")
 
 
-@main.command()
+@main.command(short_help="PSNR and MS-SSIM of an image against a reference.")
 @click.argument("reference")
 @click.argument("image")
 def compare(reference, image):

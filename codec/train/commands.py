@@ -36,7 +36,7 @@ def _config_options(f: Callable) -> Callable:
     return f
 
 
-@click.command("train")
+@click.command("train", short_help="Train (or resume) a model, then export its weights.")
 @_config_options
 @click.option("--name", default=None, help="Name of the exported weights (default: run name).")
 @click.option(
@@ -59,7 +59,7 @@ def train_command(name: str | None, export_val: str | None, **options: Any) -> N
         click.echo(f"exported {path}")
 
 
-@click.command("export")
+@click.command("export", short_help="Export a training checkpoint as weights.")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.option("--name", required=True, help="Weights name (the model id files record).")
 @click.option("--out", default=".", show_default=True, help="Folder for .safetensors + .json.")
