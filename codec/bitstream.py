@@ -245,7 +245,8 @@ def unpack(data: bytes) -> Container:
     if zlib.crc32(body) != crc:
         declared = _declared_size(data)
         if declared is not None and declared > len(data):
-            raise CodecError(f"truncated file ({len(data)} of {declared} bytes)")
+            size = "" if declared == math.inf else f"; its header declares {declared}"
+            raise CodecError(f"truncated or damaged file ({len(data)} bytes{size})")
         raise CodecError("corrupt file (CRC mismatch)")
     c, lengths, pos = _header(body)
     if pos + sum(lengths) != len(body):
@@ -254,13 +255,14 @@ def unpack(data: bytes) -> Container:
     return c
 
 
-def _declared_size(data: bytes) -> int | None:
-    """The whole file's size by its own header (the header read as if the file ended after
-    it), or None when no header can be read: tells a cut file from a damaged one."""
+def _declared_size(data: bytes) -> float | None:
+    """The file's size by its own header, infinite when the file ends inside the header, None
+    when the header cannot be read: a file shorter than its header says was most likely cut
+    (a damaged stream length reads the same, hence "or damaged")."""
     try:
         _, lengths, pos = _header(data)
-    except CodecError:
-        return None
+    except CodecError as e:
+        return math.inf if str(e).startswith("truncated file") else None
     return pos + sum(lengths) + _U32.size
 
 

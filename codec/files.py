@@ -90,6 +90,8 @@ def plan(
             raise CodecError("standard input (-) cannot be mixed with other inputs")
         if output is not None and output != STDIO and Path(output).is_dir():
             raise CodecError("reading standard input needs -o FILE or -o -")
+        if output is not None:
+            _check_output_name(output, suffix)
         return [Job(STDIO, output or STDIO)]
     entries: list[tuple[str, Path | None, str | None]] = []  # (path, path in its folder, error)
     has_folder = False
@@ -292,10 +294,14 @@ def check_jobs(
 
 
 def _blocked_folder(dst: str) -> str | None:
-    """The error when a folder the output needs is a file (``-o notes.txt/out.lcz``)."""
-    for parent in Path(dst).parents:
-        if parent.exists():
-            return None if parent.is_dir() else f"cannot write {dst}: {parent} is not a folder"
+    """The error when a folder the output needs is a file (``-o notes.txt/out.lcz``), which
+    the operating system would report as "File exists" or "Not a directory"."""
+    try:
+        for parent in Path(dst).parents:
+            if parent.exists():
+                return None if parent.is_dir() else f"cannot write {dst}: {parent} is not a folder"
+    except OSError:  # an unreadable folder: the write itself will say what is wrong
+        pass
     return None
 
 

@@ -47,12 +47,28 @@ def test_truncated(cut):
 
 
 @pytest.mark.parametrize("keep", [-1, -4, -30])
-def test_a_file_cut_in_its_streams_is_called_truncated_with_its_size(keep):
+def test_a_file_cut_in_its_streams_says_so_with_both_sizes(keep):
     data = pack(sample())
-    with pytest.raises(
-        CodecError, match=rf"truncated file \({len(data) + keep} of {len(data)} bytes\)"
-    ):
+    message = (
+        rf"truncated or damaged file \({len(data) + keep} bytes; its header declares {len(data)}\)"
+    )
+    with pytest.raises(CodecError, match=message):
         unpack(data[:keep])
+
+
+def test_a_file_cut_in_its_stream_table_says_truncated():
+    c = sample()
+    data = pack(c)
+    with pytest.raises(CodecError, match="truncated or damaged file"):
+        unpack(data[: c.header_size - 2])
+
+
+def test_a_stream_length_made_larger_reads_as_truncated_or_damaged():
+    c = sample()
+    data = bytearray(pack(c))
+    data[c.header_size - 4] ^= 0x01  # the high byte of the last stream's length
+    with pytest.raises(CodecError, match=r"truncated or damaged file \(\d+ bytes; its header"):
+        unpack(bytes(data))
 
 
 def test_a_damaged_stream_is_a_crc_mismatch_not_truncation():

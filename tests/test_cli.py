@@ -394,7 +394,8 @@ def test_the_checkout_launcher_without_dependencies_says_what_to_install():
     r = subprocess.run([sys.executable, "-S", str(launcher), "--version"], capture_output=True)
     err = r.stderr.decode()
     assert r.returncode == 1 and err.count("\n") == 1, err
-    assert err.startswith("lcodec: error: No module named") and "install" in err
+    assert err.startswith("lcodec: error: ") and " lacks " in err and "Pillow" in err
+    assert "install the dependencies" in err
 
 
 def test_an_output_named_for_another_format_is_refused(png, tmp_path):
@@ -424,6 +425,8 @@ def test_an_output_folder_that_is_a_file_is_named(png, tmp_path):
         (["-q", "nan"], "'nan' is not a quality from 0 to 100"),
         (["--effort", "2.5"], "'2.5' is not an effort from 1 to 9"),
         (["--target-size", "1.5"], "is not a whole number of bytes"),
+        (["--target-size", "1" + "0" * 400], "is not a whole number of bytes"),
+        (["--target-bpp", "1e-400"], "is not a positive number of bits per pixel"),
         (["--target-bpp", "0"], "is not a positive number of bits per pixel"),
         (["--device", "tpu"], "'tpu': use auto, cpu, cuda or cuda:N"),
         (["--model", "bogus"], "no model named 'bogus'"),
@@ -443,7 +446,7 @@ def test_info_reads_standard_input(png, tmp_path):
     r = CliRunner().invoke(main, ["info", "-", "--json"], input=(tmp_path / "a.lcz").read_bytes())
     assert r.exit_code == 0 and json.loads(r.output)["width"] == 90
     r = CliRunner().invoke(main, ["info", "-"], input=b"not an lcodec file")
-    assert r.exit_code == 1 and r.output.startswith("lcodec: error: not an lcodec file")
+    assert r.exit_code == 1 and r.output.startswith("lcodec: error: <stdin>: not an lcodec file")
 
 
 def test_compressing_an_lcz_file_again_warns_of_the_second_loss(png, tmp_path):
@@ -453,6 +456,13 @@ def test_compressing_an_lcz_file_again_warns_of_the_second_loss(png, tmp_path):
     assert "lcodec: warning: " in r.output and "decoded and compressed again" in r.output
     r = run("compress", png, "-o", tmp_path / "c.lcz")
     assert "warning" not in r.output
+    # By content, not by name: a renamed .lcz file and one on standard input warn alike.
+    (tmp_path / "renamed.png").write_bytes((tmp_path / "a.lcz").read_bytes())
+    r = run("compress", tmp_path / "renamed.png", "-o", tmp_path / "d.lcz")
+    assert r.exit_code == 0 and "decoded and compressed again" in r.output
+    piped = (tmp_path / "a.lcz").read_bytes()
+    r = CliRunner().invoke(main, ["compress", "-", "-o", str(tmp_path / "e.lcz")], input=piped)
+    assert r.exit_code == 0 and "decoded and compressed again" in r.output
 
 
 def test_several_inputs_need_a_folder_and_are_told_how_to_make_one(tmp_path):

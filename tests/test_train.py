@@ -569,3 +569,19 @@ def test_a_bad_init_from_is_a_one_line_error(data_dir, tmp_path, kind):
     }[kind]
     assert expected in out
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--device", "tpu"], "'tpu': use cpu, cuda or cuda:N"),
+        (["--ema", "1"], "is not a decay from 0 up to (not including) 1"),
+        (["--decay", "nan"], "is not a fraction above 0, at most 1"),
+        (["--rate-balance", "-0.5"], "is not a balance from 0 to 1"),
+    ],
+)
+def test_bad_train_option_values_are_usage_errors(data_dir, tmp_path, args, message):
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", "--data", str(data_dir), "--out", str(out), *args])
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert not out.exists()

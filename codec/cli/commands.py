@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -27,52 +26,26 @@ from ..files import (
     Job,
     check_jobs,
     is_image_file,
+    naming,
     plan,
     read_input,
     write_output,
 )
 from ..limits import MAX_IMAGE_PIXELS, check_budget, pixel_budget
 from ..malloc import reuse_freed_memory
+from ..options import Number
+from ..options import device as device_option
 from ..train.commands import export_command, train_command
 
 __all__ = ["main"]
 
 
-class Number(click.ParamType):
-    """A finite number in a range, refused in words (``'abc' is not a number from 0 to 100``)
-    where click's own ranges say "not a valid float range" and let ``nan`` through."""
-
-    def __init__(self, what: str, lo: float, hi: float | None = None, whole: bool = False):
-        self.what, self.lo, self.hi, self.whole = what, lo, hi, whole
-        self.name = "integer" if whole else "float"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = value
-        else:
-            try:
-                number = int(value) if self.whole else float(value)
-            except ValueError:
-                number = None
-        ok = number is not None and math.isfinite(number) and number >= self.lo
-        if not ok or (self.hi is not None and number > self.hi):
-            self.fail(f"{value!r} is not {self.what}", param, ctx)
-        return number
-
-
-def _device(ctx, param, value: str) -> str:
-    """Checked here, torch-free, so that a mistyped device is a usage error like any other."""
-    if re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
-        return value
-    raise click.BadParameter(f"{value!r}: use auto, cpu, cuda or cuda:N")
-
-
 DEVICE = click.option(
     "--device",
     default="auto",
-    callback=_device,
+    callback=device_option(),
     show_default=True,
-    help="Where the networks run: auto (CUDA when available), cpu or cuda. "
+    help="Where the networks run: auto (CUDA when available), cpu, cuda or cuda:N. "
     "Files decode on any device whatever device made them.",
 )
 PRECISION = click.option(
@@ -184,6 +157,17 @@ RECOMPRESS = (
 )
 
 
+def _lcodec_file(src: bytes | str) -> bool:
+    """Whether an input to compress is an .lcz file, by its first bytes (whatever its name)."""
+    if isinstance(src, bytes):
+        return src.startswith(MAGIC)
+    try:
+        with open(src, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False  # reading the image will report it
+
+
 def _is_lcz(path: Path) -> bool:
     return path.suffix.lower() == ".lcz"
 
@@ -233,18 +217,18 @@ def main():
 )
 @click.option(
     "--target-bpp",
-    type=Number("a positive number of bits per pixel", 1e-9),
+    type=Number("a positive number of bits per pixel", 0, lo_open=True),
     help="Pick the quality whose file is closest to this many bits per pixel (within 2 %).",
 )
 @click.option(
     "--target-size",
-    type=Number("a whole number of bytes, at least 1", 1, whole=True),
+    type=Number(f"a whole number of bytes from 1 to {2**53}", 1, 2**53, whole=True),
     metavar="BYTES",
     help="Pick the quality whose file is largest without exceeding BYTES (within 2 %).",
 )
 @click.option(
     "--target-psnr",
-    type=Number("a positive PSNR in dB", 1e-9),
+    type=Number("a positive PSNR in dB", 0, lo_open=True),
     metavar="DB",
     help="Pick the smallest file whose PSNR is at least DB.",
 )
@@ -318,8 +302,7 @@ def compress(
         from ..encoder.effort import progress
 
         src = read_input(job) if job.src == STDIO else job.src
-        lcz = src.startswith(MAGIC) if isinstance(src, bytes) else _is_lcz(Path(src))
-        if lcz:
+        if _lcodec_file(src):
             warnings.warn(CodecWarning(RECOMPRESS), stacklevel=1)
         # No reconstruction: the command prints none, and it would cost a synthesis transform.
         # Effort shows a per-iteration bar with the time left (stderr, on a terminal).
@@ -395,7 +378,11 @@ def info(file, as_json):
     from ..net.zoo import weights_for
 
     if file == STDIO:
-        meta, file = read_info(sys.stdin.buffer.read()), "<stdin>"
+        if sys.stdin.isatty():
+            raise CodecError("info -: standard input is a terminal; pipe an .lcz file in")
+        file = "<stdin>"
+        with naming(file):
+            meta = read_info(sys.stdin.buffer.read())
     else:
         meta = read_info(file)
     try:
@@ -467,7 +454,6 @@ def compare(reference, image):
 
     Either may be an .lcz file: it is decoded, and its bits per pixel are printed too.
     """
-    import math
 
     from ..metrics import MS_SSIM_MIN_SIDE, ms_ssim, psnr
 

@@ -143,10 +143,15 @@ def effort_iterations(effort: int) -> int:
 
 class Adam:
     """Adam (Kingma and Ba) on the latents, written out as ``torch.optim.Adam`` computes it on
-    the CPU: that class's constructor imports ``torch._dynamo``, a second or more of start-up
-    on every encode with effort."""
+    the CPU: that class's constructor imports ``torch._dynamo``, which every encode with effort
+    would otherwise wait for."""
 
-    def __init__(self, params: list[torch.Tensor], betas=(0.9, 0.999), eps: float = 1e-8):
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
         self.params, (self.b1, self.b2), self.eps, self.t = params, betas, eps, 0
         self.m = [torch.zeros_like(p) for p in params]
         self.v = [torch.zeros_like(p) for p in params]
@@ -160,7 +165,7 @@ class Adam:
             g = p.grad
             m.lerp_(g, 1 - self.b1)
             v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
-            denom = (v.sqrt() / math.sqrt(bc2)).add_(self.eps)
+            denom = (v.sqrt() / bc2**0.5).add_(self.eps)
             p.addcdiv_(m, denom, value=-lr / bc1)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ..net.ladder import DEFAULT_LAMBDAS
+from ..options import Number, device
 
 SCHEDULES = ("cosine", "wsd")
 
@@ -66,7 +67,9 @@ class TrainConfig:
         default=250, metadata=option("Write the checkpoint every this many steps (and on stop).")
     )
     seed: int = field(default=0, metadata=option("Seed of the crops and rates drawn."))
-    device: str = field(default="cpu", metadata=option("cpu, cuda or cuda:N."))
+    device: str = field(
+        default="cpu", metadata=option("cpu, cuda or cuda:N.", callback=device(auto=False))
+    )
     threads: int = field(
         default=0, metadata=option("CPU threads (0: torch's default).", show_default=False)
     )
@@ -122,14 +125,14 @@ class TrainConfig:
         metadata=option(
             "Weight each crop's loss by (lambda / ladder mean)^-B. At 0 the top rungs dominate "
             "the gradient (about 20:1); 0.5 gives every rung about equal weight.",
-            type=click.FloatRange(0.0, 1.0),
+            type=Number("a balance from 0 to 1", 0.0, 1.0),
         ),
     )
     ema: float = field(
         default=0.999,
         metadata=option(
             "Decay of the moving average of the weights that export ships (0: none).",
-            type=click.FloatRange(0.0, 1.0, max_open=True),
+            type=Number("a decay from 0 up to (not including) 1", 0.0, 1.0, hi_open=True),
         ),
     )
     # wsd (warm-up, stable, decay) lets one long schedule survive restarts.
@@ -145,7 +148,7 @@ class TrainConfig:
         default=0.2,
         metadata=option(
             "Fraction of the run the wsd schedule spends decaying.",
-            type=click.FloatRange(0.0, 1.0, min_open=True),
+            type=Number("a fraction above 0, at most 1", 0.0, 1.0, lo_open=True),
         ),
     )
     # Decoder side only: the analysis (g_a, h_a, the gains into the latent) stays frozen, so the

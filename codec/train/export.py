@@ -41,7 +41,9 @@ def read_checkpoint(path: str | Path) -> dict:
     """A training checkpoint's contents, or a one-line error for any other file."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # torch.load raises whatever its unpickler meets
+    except OSError:
+        raise  # unreadable: the command line names the file and the reason
+    except Exception:  # not a torch file: its unpickler raises whatever it meets
         state = None
     if not isinstance(state, dict) or not {"model", "config", "step"} <= state.keys():
         raise CodecError(f"{path}: not a training checkpoint (lcodec train writes checkpoint.pt)")

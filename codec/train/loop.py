@@ -107,18 +107,25 @@ def load_initial_weights(model, path: str) -> None:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
             state = ckpt.get("model", ckpt)
             src = ckpt.get("config", {}).get("lambdas")
-    except Exception:  # the unpickler and safetensors raise whatever they meet
+    except OSError:
+        raise  # unreadable: the command line names the file and the reason
+    except Exception:  # not a checkpoint: the unpickler and safetensors raise what they meet
         raise CodecError(f"--init-from {path}: not a checkpoint or weights file") from None
+    misfit = CodecError(
+        f"--init-from {path}: these weights do not fit the network being trained "
+        "(check --architecture, --N and --M)"
+    )
+    if not isinstance(state, dict) or not all(k in state for k in ("log_gain", "log_inv_gain")):
+        raise misfit
     if src is not None and tuple(src) != tuple(model.lambdas):
         for key in ("log_gain", "log_inv_gain"):
             state[key] = remap_ladder(state[key], tuple(src), tuple(model.lambdas))
     try:
         model.load_state_dict(state)
-    except RuntimeError:
-        raise CodecError(
-            f"--init-from {path}: these weights do not fit the network being trained "
-            "(check --architecture, --N and --M)"
-        ) from None
+    except RuntimeError as e:
+        if "state_dict" not in str(e):  # not a mismatch of names or shapes
+            raise
+        raise misfit from None
 
 
 def rd_loss(model, out: dict, x: torch.Tensor, rate: torch.Tensor, balance: float = 0.0) -> tuple:
