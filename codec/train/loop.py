@@ -30,7 +30,7 @@ from ..net import build_model
 from ..net.msh_gain import remap_ladder
 from ..net.zoo import read_state
 from .config import SCHEDULES, TrainConfig
-from .data import CropSampler, list_images
+from .data import CropSampler
 
 
 def lr_at(step: int, cfg: TrainConfig, progress: float | None = None) -> float:
@@ -329,8 +329,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         model = build_model(cfg.architecture, cfg.N, cfg.M, tuple(cfg.lambdas)).to(device)
     except ValueError as e:
         raise CodecError(str(e)) from None
-    if not list_images(cfg.data):
-        raise CodecError(f"no training images in {cfg.data}")
     out = Path(cfg.out)
     ckpt = checkpoint_path(out)
 
@@ -362,14 +360,17 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             load_initial_weights(model, cfg.init_from)
             model.to(device)
     ema = EMA(model, cfg.ema, ema_state) if cfg.ema else None
-    out.mkdir(parents=True, exist_ok=True)  # only once the run can start
 
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
     if cfg.compile:
         net = torch.compile(net)
-    sampler = CropSampler(cfg.data, cfg.crop, seed=cfg.seed + step, rank=rank)
+    try:
+        sampler = CropSampler(cfg.data, cfg.crop, seed=cfg.seed + step, rank=rank)
+    except ValueError:  # the folder holds no images
+        raise CodecError(f"no training images in {cfg.data}") from None
+    out.mkdir(parents=True, exist_ok=True)  # only once the run can start
     batch = max(1, cfg.batch // world)
 
     bar = tqdm(
