@@ -242,6 +242,61 @@ def test_rate_balance_weights_crops_by_their_lambda():
     assert torch.equal(bpp, bpp2) and torch.equal(mse, mse2)
 
 
+def test_ms_ssim_distortion_is_zero_for_a_copy_and_grows_with_the_damage():
+    from pytorch_msssim import ms_ssim
+
+    from codec.train.loop import MS_SSIM_WEIGHT, distortion_term, rd_loss
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 192, 192)
+    noise = torch.randn_like(x)
+    same = distortion_term(x, x, "ms-ssim")
+    light = distortion_term((x + 0.02 * noise).clamp(0, 1), x, "ms-ssim")
+    heavy = distortion_term((x + 0.2 * noise).clamp(0, 1), x, "ms-ssim")
+    assert same.shape == (2,) and torch.allclose(same, torch.zeros(2), atol=1e-4)
+    assert bool((light > 0).all()) and bool((heavy > light).all())
+
+    lambdas = (0.001, 0.004)
+    model = build_model(ARCHITECTURE, TINY["N"], TINY["M"], lambdas)
+    rate = torch.tensor([0.0, 1.0])
+    out = model(x, rate)
+    loss, bpp, _ = rd_loss(model, out, x, rate, distortion="ms-ssim")
+    score = ms_ssim(out["x_hat"], x, data_range=1.0, size_average=False)
+    expected = (torch.tensor(lambdas) * MS_SSIM_WEIGHT * (1 - score)).mean() + bpp
+    assert torch.allclose(loss, expected, rtol=1e-4)
+    loss.backward()  # the structural term reaches the synthesis
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.g_s.parameters())
+
+
+def test_an_ms_ssim_run_records_its_distortion(data_dir, tmp_path):
+    tiny = {**TINY, "crop": 192}
+    cfg = TrainConfig(
+        data=str(data_dir), out=str(tmp_path / "s"), steps=1, distortion="ms-ssim", **tiny
+    )
+    manifest = json.loads(
+        export_checkpoint(train(cfg, progress=False), tmp_path / "w", "tiny-s")
+        .with_suffix(".json")
+        .read_text()
+    )
+    assert manifest["distortion"] == "ms-ssim"
+    assert manifest["stages"][-1]["distortion"] == "ms-ssim"
+
+
+def test_ms_ssim_on_crops_too_small_for_five_scales_is_a_one_line_error(data_dir, tmp_path):
+    args = ["train", "--data", str(data_dir), "--distortion", "ms-ssim", "--crop", "128"]
+    res = CliRunner().invoke(main, [*args, "--steps", "1", "--out", str(tmp_path / "run")])
+    assert res.exit_code != 0 and "needs --crop above 160" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("crop", ["100", "0"])
+def test_a_crop_the_transforms_cannot_halve_is_a_one_line_error(data_dir, tmp_path, crop):
+    args = ["train", "--data", str(data_dir), "--crop", crop, "--steps", "1"]
+    res = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "run")])
+    assert res.exit_code != 0 and f"--crop {crop}: use a multiple of 64" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "run").exists()
+
+
 def test_rate_balance_is_recorded_in_the_manifest(data_dir, tmp_path):
     cfg = TrainConfig(
         data=str(data_dir), out=str(tmp_path / "b"), steps=2, rate_balance=0.25, **TINY

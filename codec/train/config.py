@@ -16,6 +16,7 @@ from ..net.ladder import DEFAULT_LAMBDAS
 from ..options import Number, device
 
 SCHEDULES = ("cosine", "wsd")
+DISTORTIONS = ("mse", "ms-ssim")
 
 
 def option(help: str = "", **click_settings: Any) -> Any:
@@ -159,6 +160,17 @@ class TrainConfig:
             "Last phase (elic-gain): train the decoder side on the rate the coder really pays, "
             "latents rounded as in a file; the analysis transforms stay frozen.",
             is_flag=True,
+        ),
+    )
+    # The ladder's lambdas stay MSE lambdas; see ``loop.MS_SSIM_WEIGHT`` for how 1 - MS-SSIM is
+    # put on their scale.
+    distortion: str = field(
+        default="mse",
+        metadata=option(
+            "What the weights learn to keep: mse (PSNR) or ms-ssim (structure; weights to offer "
+            "as a model tuned for MS-SSIM, not as the default).",
+            type=click.Choice(DISTORTIONS),
+            show_default=True,
         ),
     )
     extra: dict = field(default_factory=dict)

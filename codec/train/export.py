@@ -96,6 +96,7 @@ def export_checkpoint(
         "N": cfg["N"],
         "M": cfg["M"],
         "lambdas": list(cfg["lambdas"]),
+        "distortion": cfg.get("distortion", "mse"),
         "quality_mapping": "rate = quality / 100 * (len(lambdas) - 1)",
         "steps": state["step"],
         "batch": cfg["batch"],
@@ -141,6 +142,7 @@ def training_stages(state: dict, depth: int = 0) -> list[dict]:
         "ema": cfg.get("ema", 0.0),
         "schedule": cfg.get("schedule", "cosine"),
         "hard_rounding": cfg.get("hard_rounding", False),
+        "distortion": cfg.get("distortion", "mse"),
         "hardware": log.get("hardware", "unknown"),
     }
     source = cfg.get("init_from")

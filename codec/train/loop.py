@@ -26,6 +26,7 @@ from tqdm import tqdm
 from ..errors import CodecError
 from ..files import write_atomic
 from ..hardware import cpu_model, native_bf16
+from ..metrics import MS_SSIM_MIN_SIDE
 from ..net import build_model
 from ..net.msh_gain import remap_ladder
 from ..net.zoo import read_state
@@ -128,8 +129,34 @@ def load_initial_weights(model, path: str) -> None:
         raise misfit from None
 
 
-def rd_loss(model, out: dict, x: torch.Tensor, rate: torch.Tensor, balance: float = 0.0) -> tuple:
-    """Per-crop lambda * 255^2 * MSE + bpp, averaged with rate-balance weights (see
+#: Puts 1 - MS-SSIM on the scale of 255^2 * MSE, so that an MSE ladder spans about the same
+#: rates: CompressAI's MS-SSIM lambdas are about 1,300 times its MSE ones at the same quality.
+MS_SSIM_WEIGHT = 1300.0
+
+
+def distortion_term(x_hat: torch.Tensor, x: torch.Tensor, distortion: str = "mse") -> torch.Tensor:
+    """Per-crop distortion on the scale the lambdas are written for (255^2 * MSE)."""
+    b = x.shape[0]
+    if distortion == "mse":
+        return 255**2 * (x_hat - x).pow(2).reshape(b, -1).mean(1)
+    if distortion == "ms-ssim":
+        from pytorch_msssim import ms_ssim
+
+        # float32: bf16 autocast would round the small differences that decide the score
+        score = ms_ssim(x_hat.float(), x.float(), data_range=1.0, size_average=False)
+        return MS_SSIM_WEIGHT * (1 - score)
+    raise ValueError(f"unknown distortion {distortion!r}")
+
+
+def rd_loss(
+    model,
+    out: dict,
+    x: torch.Tensor,
+    rate: torch.Tensor,
+    balance: float = 0.0,
+    distortion: str = "mse",
+) -> tuple:
+    """Per-crop lambda * distortion + bpp, averaged with rate-balance weights (see
     ``TrainConfig.rate_balance``); also returns mean bpp and MSE for logs."""
     b, _, h, w = x.shape
     bits = sum(
@@ -138,7 +165,7 @@ def rd_loss(model, out: dict, x: torch.Tensor, rate: torch.Tensor, balance: floa
     bpp = bits / (h * w)
     mse = (out["x_hat"] - x).pow(2).reshape(b, -1).mean(1)
     lmbda = model.lmbda(rate)
-    per_crop = lmbda * 255**2 * mse + bpp
+    per_crop = lmbda * distortion_term(out["x_hat"], x, distortion) + bpp
     if balance:
         ref = math.exp(sum(math.log(v) for v in model.lambdas) / len(model.lambdas))
         per_crop = per_crop * (lmbda.detach() / ref) ** -balance
@@ -166,6 +193,7 @@ def train_step(
     balance: float = 0.0,
     ema: EMA | None = None,
     hard: bool = False,
+    distortion: str = "mse",
 ) -> tuple:
     """One optimisation step on batch ``x``, each crop at its own random rate.
 
@@ -174,7 +202,7 @@ def train_step(
     rate = torch.rand(x.shape[0], device=x.device) * (model.levels - 1)
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
         out = net(x, rate, hard=True) if hard else net(x, rate)
-    loss, bpp, mse = rd_loss(model, out, x, rate, balance)
+    loss, bpp, mse = rd_loss(model, out, x, rate, balance, distortion)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if clip:
@@ -321,6 +349,14 @@ def _setup_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
 
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     """Train (or resume) the run in ``cfg.out``; returns the checkpoint path."""
+    if cfg.crop < 64 or cfg.crop % 64:
+        raise CodecError(
+            f"--crop {cfg.crop}: use a multiple of 64 (the transforms halve it 6 times)"
+        )
+    if cfg.distortion == "ms-ssim" and cfg.crop <= MS_SSIM_MIN_SIDE:
+        raise CodecError(
+            f"--distortion ms-ssim needs --crop above {MS_SSIM_MIN_SIDE} (five scales)"
+        )
     rank, world, device = _setup_distributed(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -387,7 +423,17 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             loss, bpp, mse, aux = train_step(
-                model, net, opt, aux_opt, x, cfg.clip, amp, cfg.rate_balance, ema, cfg.hard_rounding
+                model,
+                net,
+                opt,
+                aux_opt,
+                x,
+                cfg.clip,
+                amp,
+                cfg.rate_balance,
+                ema,
+                cfg.hard_rounding,
+                cfg.distortion,
             )
             step += 1
             wall = clock.tick()
