@@ -236,8 +236,14 @@ def test_models_lists_every_release_and_marks_the_default():
     for row, w in zip(rows, releases()):
         assert row["bytes"] == w.path.stat().st_size and row["architecture"]
         assert len(row["rd"]) == 3 and row["date"]
+        assert row["tuned_for"] == w.manifest.get("distortion", "mse")
+    # The default is for PSNR; a release tuned for MS-SSIM is one to choose.
+    assert [row["tuned_for"] for row in rows if row["default"]] == ["mse"]
     r = run("models")
     assert r.exit_code == 0 and f"* {DEFAULT_MODEL}" in r.output
+    for row in rows:
+        line = next(x for x in r.output.splitlines() if x[2:].split()[:1] == [row["name"]])
+        assert ("tuned for MS-SSIM" in line) == (row["tuned_for"] == "ms-ssim")
 
 
 def test_compress_with_a_named_release_and_info_shows_it_installed(png, tmp_path):

@@ -432,6 +432,7 @@ def models(as_json):
                 "bytes": w.path.stat().st_size,
                 "sha256": w.sha256,
                 "training_steps": m.get("total_steps", m.get("steps")),
+                "tuned_for": m.get("distortion", "mse"),
                 "rd": m.get("rd", []),
             }
         )
@@ -441,7 +442,8 @@ def models(as_json):
     for r in rows:
         mark = "*" if r["default"] else " "
         size = f"{r['bytes'] / 1e6:.1f} MB"
-        click.echo(f"{mark} {r['name']:<24} {r['architecture']:<10} {r['date']}  {size:>8}")
+        tuned = "  tuned for MS-SSIM" if r["tuned_for"] == "ms-ssim" else ""
+        click.echo(f"{mark} {r['name']:<24} {r['architecture']:<10} {r['date']}  {size:>8}{tuned}")
         rd = ", ".join(f"q{p['quality']:g} {p['bpp']:.3f} bpp {p['psnr']:.2f} dB" for p in r["rd"])
         click.echo(f"    weights {r['sha256'][:16]}, {r['training_steps']} steps; {rd}")
 

@@ -129,9 +129,10 @@ def load_initial_weights(model, path: str) -> None:
         raise misfit from None
 
 
-#: Puts 1 - MS-SSIM on the scale of 255^2 * MSE, so that an MSE ladder spans about the same
-#: rates: CompressAI's MS-SSIM lambdas are about 1,300 times its MSE ones at the same quality.
-MS_SSIM_WEIGHT = 1300.0
+#: Puts 1 - MS-SSIM on the scale of 255^2 * MSE: the ratio of the two distortions' slopes
+#: along an MSE release's RD curve (docs/TRAINING.md), so that each rung of the MSE ladder keeps
+#: about its rate.
+MS_SSIM_WEIGHT = 1600.0
 
 
 def distortion_term(x_hat: torch.Tensor, x: torch.Tensor, distortion: str = "mse") -> torch.Tensor:
