@@ -443,7 +443,7 @@ def models(as_json):
         mark = "*" if r["default"] else " "
         size = f"{r['bytes'] / 1e6:.1f} MB"
         tuned = "  tuned for MS-SSIM" if r["tuned_for"] == "ms-ssim" else ""
-        click.echo(f"{mark} {r['name']:<24} {r['architecture']:<10} {r['date']}  {size:>8}{tuned}")
+        click.echo(f"{mark} {r['name']:<26} {r['architecture']:<10} {r['date']}  {size:>8}{tuned}")
         rd = ", ".join(f"q{p['quality']:g} {p['bpp']:.3f} bpp {p['psnr']:.2f} dB" for p in r["rd"])
         click.echo(f"    weights {r['sha256'][:16]}, {r['training_steps']} steps; {rd}")
 
