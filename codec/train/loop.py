@@ -135,18 +135,13 @@ def load_initial_weights(model, path: str) -> None:
 MS_SSIM_WEIGHT = 1600.0
 
 
-def distortion_term(x_hat: torch.Tensor, x: torch.Tensor, distortion: str = "mse") -> torch.Tensor:
-    """Per-crop distortion on the scale the lambdas are written for (255^2 * MSE)."""
-    b = x.shape[0]
-    if distortion == "mse":
-        return 255**2 * (x_hat - x).pow(2).reshape(b, -1).mean(1)
-    if distortion == "ms-ssim":
-        from pytorch_msssim import ms_ssim
+def ms_ssim_term(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-crop 1 - MS-SSIM on the scale the lambdas are written for (255^2 * MSE)."""
+    from pytorch_msssim import ms_ssim
 
-        # float32: bf16 autocast would round the small differences that decide the score
-        score = ms_ssim(x_hat.float(), x.float(), data_range=1.0, size_average=False)
-        return MS_SSIM_WEIGHT * (1 - score)
-    raise ValueError(f"unknown distortion {distortion!r}")
+    # float32: bf16 autocast would round the small differences that decide the score
+    score = ms_ssim(x_hat.float(), x.float(), data_range=1.0, size_average=False)
+    return MS_SSIM_WEIGHT * (1 - score)
 
 
 def rd_loss(
@@ -166,7 +161,12 @@ def rd_loss(
     bpp = bits / (h * w)
     mse = (out["x_hat"] - x).pow(2).reshape(b, -1).mean(1)
     lmbda = model.lmbda(rate)
-    per_crop = lmbda * distortion_term(out["x_hat"], x, distortion) + bpp
+    if distortion == "mse":
+        per_crop = lmbda * 255**2 * mse + bpp
+    elif distortion == "ms-ssim":
+        per_crop = lmbda * ms_ssim_term(out["x_hat"], x) + bpp
+    else:
+        raise ValueError(f"unknown distortion {distortion!r}")
     if balance:
         ref = math.exp(sum(math.log(v) for v in model.lambdas) / len(model.lambdas))
         per_crop = per_crop * (lmbda.detach() / ref) ** -balance
