@@ -244,6 +244,27 @@ def test_models_lists_every_release_and_marks_the_default():
     for row in rows:
         line = next(x for x in r.output.splitlines() if x[2:].split()[:1] == [row["name"]])
         assert ("tuned for MS-SSIM" in line) == (row["tuned_for"] == "ms-ssim")
+        assert (f"(--tune {row['tune']})" in line) == (row["tune"] is not None)
+
+
+def test_tune_writes_with_the_release_tuned_for_that_metric(png, tmp_path):
+    from codec.net.zoo import DEFAULT_MODEL, TUNED, find_weights
+
+    assert TUNED["psnr"] == DEFAULT_MODEL
+    for tune, name in TUNED.items():
+        assert find_weights(name).manifest.get("distortion", "mse") == (
+            "mse" if tune == "psnr" else tune
+        )
+        out = tmp_path / f"{tune}.lcz"
+        assert run("compress", png, "--tune", tune, "-o", out).exit_code == 0
+        assert json.loads(run("info", out, "--json").output)["model"] == name
+    r = run(
+        "compress", png, "--tune", "ms-ssim", "--model", DEFAULT_MODEL, "-o", tmp_path / "x.lcz"
+    )
+    assert r.exit_code == 2 and "--model and --tune exclude each other" in r.output
+    r = run("compress", png, "--tune", "ssim", "-o", tmp_path / "x.lcz")
+    assert r.exit_code == 2 and "'ssim' is not one of 'psnr', 'ms-ssim'" in r.output
+    assert not (tmp_path / "x.lcz").exists()
 
 
 def test_compress_with_a_named_release_and_info_shows_it_installed(png, tmp_path):

@@ -246,6 +246,12 @@ def main():
     help="Model release to write with (default: the newest default; see lcodec models). "
     "Decoding always finds the release a file needs by itself.",
 )
+@click.option(
+    "--tune",
+    type=click.Choice(["psnr", "ms-ssim"]),
+    default=None,
+    help="Write with the release tuned for this metric (psnr: the default). Instead of --model.",
+)
 @DEVICE
 @PRECISION
 @FORCE
@@ -260,6 +266,7 @@ def compress(
     target_psnr,
     effort,
     model,
+    tune,
     device,
     precision,
     force,
@@ -271,8 +278,12 @@ def compress(
     A --target-* option replaces -q: the quality is searched by encoding until the file meets
     it, and the value reached is printed. An unreachable target gives the closest file.
     """
-    from ..net.zoo import find_weights
+    from ..net.zoo import TUNED, find_weights
 
+    if tune is not None:
+        if model is not None:
+            raise click.UsageError("--model and --tune exclude each other: --tune picks the model")
+        model = TUNED[tune]
     if model is not None:
         try:
             find_weights(model)  # an unknown name fails before any work, without torch
@@ -416,9 +427,11 @@ def models(as_json):
     """List the installed model releases: architecture, date, size and RD on validation photos.
 
     Every release stays installed so that every file written with it keeps decoding; the one
-    marked * writes new files unless --model chooses another.
+    marked * writes new files unless --model or --tune chooses another.
     """
-    from ..net.zoo import DEFAULT_MODEL, releases
+    from ..net.zoo import DEFAULT_MODEL, TUNED, releases
+
+    tune_of = {name: tune for tune, name in TUNED.items() if name != DEFAULT_MODEL}
 
     rows = []
     for w in releases():
@@ -433,6 +446,7 @@ def models(as_json):
                 "sha256": w.sha256,
                 "training_steps": m.get("total_steps", m.get("steps")),
                 "tuned_for": m.get("distortion", "mse"),
+                "tune": tune_of.get(w.model_id),
                 "rd": m.get("rd", []),
             }
         )
@@ -443,6 +457,8 @@ def models(as_json):
         mark = "*" if r["default"] else " "
         size = f"{r['bytes'] / 1e6:.1f} MB"
         tuned = "  tuned for MS-SSIM" if r["tuned_for"] == "ms-ssim" else ""
+        if r["tune"]:
+            tuned += f" (--tune {r['tune']})"
         click.echo(f"{mark} {r['name']:<26} {r['architecture']:<10} {r['date']}  {size:>8}{tuned}")
         rd = ", ".join(f"q{p['quality']:g} {p['bpp']:.3f} bpp {p['psnr']:.2f} dB" for p in r["rd"])
         click.echo(f"    weights {r['sha256'][:16]}, {r['training_steps']} steps; {rd}")
