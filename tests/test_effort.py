@@ -513,7 +513,7 @@ def test_benchmark_steers_as_told_and_says_so(steer, tmp_path, monkeypatch):
     monkeypatch.setattr(effort_mod, "SEARCH_BF16", None)
     seen = []
     real = effort_mod.objective_for
-    monkeypatch.setattr(effort_mod, "objective_for", lambda *a: seen.append(a[-1]) or real(*a))
+    monkeypatch.setattr(effort_mod, "objective_for", lambda *a: seen.append(a[6]) or real(*a))
     data = tmp_path / "data"
     data.mkdir()
     for name in ("a.png", "b.png"):
@@ -607,3 +607,51 @@ def test_an_effort_encode_does_not_import_torch_dynamo():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("tune", ["psnr", "ms-ssim"])
+def test_effort_minimises_the_distortion_its_release_was_tuned_for(tune, monkeypatch):
+    """A release trained for MS-SSIM is searched and judged by MS-SSIM, as it was trained: the
+    search's loss and the guard's true loss are the release's own, and the file it keeps beats
+    the plain one by that loss."""
+    from codec.net.zoo import TUNED
+
+    img = _centre(192)  # MS-SSIM needs both sides over 160 pixels
+    name = TUNED[tune]
+    distortion = "mse" if tune == "psnr" else tune
+    seen = []
+    real = effort_mod.objective_for
+    monkeypatch.setattr(effort_mod, "objective_for", lambda *a: seen.append(a[7]) or real(*a))
+    plain = codec.encode(img, 50, model=name)
+    tuned = codec.encode(img, 50, effort=2, model=name)
+    assert seen == [distortion]
+    assert tuned.data != plain.data, "effort 2 silently returned the effort-1 file"
+    lmbda = float(codec.load_model(name).model.lmbda(torch.tensor([tuned.container.rate]))[0])
+
+    def loss(enc, d):
+        return rd_loss(img, enc.reconstruction, len(enc.data), lmbda, d)
+
+    assert loss(tuned, distortion) < loss(plain, distortion)
+
+
+def test_ms_ssim_falls_back_to_mse_where_an_image_is_too_small_for_it():
+    from codec.metrics import MS_SSIM_MIN_SIDE, measurable
+
+    side = MS_SSIM_MIN_SIDE
+    assert measurable("ms-ssim", side + 1, 4 * side) == "ms-ssim"
+    assert measurable("ms-ssim", 4 * side, side) == "mse"
+    assert measurable("mse", 4 * side, 4 * side) == "mse"
+    with pytest.raises(ValueError, match="unknown distortion"):
+        measurable("ssim", 500, 500)
+    img = _centre(96)
+    enc = codec.encode(img, 50, model="lcodec-elic-ssim-2026-12a")
+    mse = rd_loss(img, enc.reconstruction, len(enc.data), 0.01)
+    assert rd_loss(img, enc.reconstruction, len(enc.data), 0.01, "ms-ssim") == mse
+    big = _centre(192)
+    enc = codec.encode(big, 50, model="lcodec-elic-ssim-2026-12a")
+    ms = rd_loss(big, enc.reconstruction, len(enc.data), 0.01, "ms-ssim")
+    assert ms != rd_loss(big, enc.reconstruction, len(enc.data), 0.01)
+    # the same bits either way: the difference is the distortion alone
+    assert ms - 0.01 * 1600 * (1 - codec.metrics.ms_ssim(big, enc.reconstruction)) == (
+        pytest.approx(8 * len(enc.data) / big.shape[0] / big.shape[1])
+    )

@@ -245,7 +245,8 @@ def test_rate_balance_weights_crops_by_their_lambda():
 def test_ms_ssim_distortion_is_zero_for_a_copy_and_grows_with_the_damage():
     from pytorch_msssim import ms_ssim
 
-    from codec.train.loop import MS_SSIM_WEIGHT, ms_ssim_term, rd_loss
+    from codec.metrics import MS_SSIM_WEIGHT, ms_ssim_term
+    from codec.train.loop import rd_loss
 
     torch.manual_seed(0)
     x = torch.rand(2, 3, 192, 192)

@@ -70,6 +70,8 @@ class Analysis:
         self.header = header or {}
         self.padded = (self.height + self.pad_bottom, self.width + self.pad_right)
         self.latent = analyse(self.model, pixels, self.padded, self.device)
+        #: What the release was tuned for: effort minimises the same, as its training did.
+        self.distortion = lm.weights.manifest.get("distortion", "mse")
 
     def trial(self, quality: float, iterations: int = 0) -> Trial:
         """Code at ``quality``, optimising the latents for ``iterations`` steps first."""
@@ -98,6 +100,7 @@ class Analysis:
             budgets,
             lambda v, w: self._true_loss(v, w, inv_gain, lmbda),
             label=f"q={float(quality):g}",
+            distortion=self.distortion,
         )
         return [
             self._code(y_b, z_b, quality, rate, inv_gain, r.seconds, r.cpu_seconds)
@@ -138,12 +141,14 @@ class Analysis:
         return synthesize(self.model, trial.y_hat, trial.inv_gain, self.height, self.width)
 
     def _true_loss(self, y: Tensor, z: Tensor | None, inv_gain: Tensor, lmbda: float) -> float:
-        """λ·255²·MSE + bpp of the file ``(y, z)`` codes to (stream bytes: the header is
-        constant); ``z`` None is ``h_a(y)``. Tile by tile, like a plain encode."""
+        """λ·D + bpp of the file ``(y, z)`` codes to, D the release's distortion (stream
+        bytes: the header is constant); ``z`` None is ``h_a(y)``. Tile by tile, like a plain
+        encode."""
         with torch.no_grad():
             streams, _, y_hat = self.coder.encode(y, self.format_version, z)
         recon = synthesize(self.model, y_hat, inv_gain, self.height, self.width)
-        return file_rd_loss(self.pixels, recon, sum(len(s) for s in streams), lmbda)
+        nbytes = sum(len(s) for s in streams)
+        return file_rd_loss(self.pixels, recon, nbytes, lmbda, self.distortion)
 
     def search(
         self, target: Target, iterations: int = 0

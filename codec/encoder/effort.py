@@ -242,6 +242,7 @@ def refine_latents(
     *,
     tile: int = 0,
     label: str = "effort",
+    distortion: str = "mse",
 ) -> list[tuple[Tensor, Tensor | None, Refined]]:
     """The ``(y, z)`` to code for ``pixels`` (HxWx3 uint8, edge-padded to ``padded``) at each
     of ``budgets`` (steps), with how long the search took to get there.
@@ -251,7 +252,8 @@ def refine_latents(
     unless its refined pair's file is better. An image of at most ``WHOLE_PIXELS`` (padded)
     is optimised in one piece, one search for all budgets, every candidate judged by its real
     file; a larger one tile by tile (``refine_tiles``), one sweep per budget, so that memory
-    stays bounded.
+    stays bounded. ``distortion`` is the one the release was tuned for (``file_loss`` must judge
+    by the same).
     """
     budgets = sorted(set(budgets))
     height, width = pixels.shape[:2]
@@ -266,7 +268,7 @@ def refine_latents(
     try:
         if whole:
             x = _window(pixels, 0, ph, 0, pw, y.device)
-            objective = objective_for(model, x, inv_gain, lmbda, height, width, bf16)
+            objective = objective_for(model, x, inv_gain, lmbda, height, width, bf16, distortion)
             start = objective.start(y)
 
             def judge(ls: list[Tensor]) -> float:
@@ -283,7 +285,7 @@ def refine_latents(
                 out.append((y, None, Refined(None, 0.0, 0.0)))
                 continue
             y_new, z_new = refine_tiles(
-                model, pixels, padded, y, inv_gain, lmbda, budget, cores, bf16, bar
+                model, pixels, padded, y, inv_gain, lmbda, budget, cores, bf16, bar, distortion
             )
             # The windows' freed activations would otherwise sit under the judging encodes.
             release_freed_memory()
@@ -315,6 +317,7 @@ def refine_tiles(
     cores: list[tuple[tuple[int, int], tuple[int, int]]],
     bf16: bool = False,
     bar=None,
+    distortion: str = "mse",
 ) -> tuple[Tensor, Tensor]:
     """Block-coordinate refinement: each tile's latents in turn, the others held fixed.
 
@@ -329,7 +332,7 @@ def refine_tiles(
         z = model.h_a(y)
     for core in cores:
         objective, ys, zs, masks = tile_problem(
-            model, pixels, padded, y, z, inv_gain, lmbda, core, bf16
+            model, pixels, padded, y, z, inv_gain, lmbda, core, bf16, distortion
         )
 
         def estimate(ls: list[Tensor], objective=objective) -> float:
@@ -352,6 +355,7 @@ def tile_problem(
     lmbda: float,
     core: tuple[tuple[int, int], tuple[int, int]],
     bf16: bool = False,
+    distortion: str = "mse",
 ):
     """One tile's objective on its window, the window's slices of ``y`` and ``z``, and the
     masks of the core's latents within them."""
@@ -373,7 +377,8 @@ def tile_problem(
         _core_mask(z[zs], r0 - a0, r1 - a0, c0 - b0, c1 - b0, HYPER),
     ]
     vh, vw = max(0, min(a1, height) - a0), max(0, min(b1, width) - b0)
-    return objective_for(model, x, inv_gain, lmbda, vh, vw, bf16), ys, zs, masks
+    objective = objective_for(model, x, inv_gain, lmbda, vh, vw, bf16, distortion)
+    return objective, ys, zs, masks
 
 
 def _core_mask(t: Tensor, top: int, bottom: int, left: int, right: int, down: int) -> Tensor:

@@ -2,7 +2,8 @@
 
 An *objective* knows one architecture's entropy model: it turns free latents (for the mean-scale
 hyperprior, the gained latent ``y`` and the hyper-latent ``z``) into a differentiable
-λ·255²·MSE + bpp, given a *quantizer* that stands in for the coder's rounding of each latent's
+λ·255²·MSE + bpp (λ·MS_SSIM_WEIGHT·(1 − MS-SSIM) + bpp for a release tuned for MS-SSIM, as it
+was trained), given a *quantizer* that stands in for the coder's rounding of each latent's
 residual. Another architecture (a context model) brings its own objective with the same three
 methods, registered in ``OBJECTIVES`` under its network's class name, and the search in
 codec/encoder/effort.py works unchanged.
@@ -32,6 +33,7 @@ import torch
 from torch import Tensor
 
 from ..errors import CodecError
+from ..metrics import measurable, ms_ssim_term
 
 Quantizer = Callable[[Tensor], Tensor]
 
@@ -108,7 +110,8 @@ class Objective(Protocol):
         """The free latents to optimise, from the forward pass's gained ``y``."""
 
     def loss(self, latents: list[Tensor], quantize: Quantizer, judge: bool = False) -> Tensor:
-        """Differentiable λ·255²·MSE + bpp with ``quantize`` standing in for rounding;
+        """Differentiable λ·D + bpp (D: 255²·MSE, or the MS-SSIM term for a release tuned for
+        it) with ``quantize`` standing in for rounding;
         ``judge`` computes as a decoder does: float32 synthesis, distortion on 8-bit pixels."""
 
     def coded(self, latents: list[Tensor]) -> tuple[Tensor, Tensor | None]:
@@ -137,12 +140,14 @@ class MeanScaleObjective:
         height: int,
         width: int,
         bf16: bool = False,
+        distortion: str = "mse",
     ) -> None:
         self.model = model
         self.bf16 = bf16
         self.x, self.inv_gain = x, inv_gain
         self.lmbda = float(lmbda)
         self.height, self.width = height, width
+        self.distortion = measurable(distortion, height, width)
         eb = model.entropy_bottleneck
         self.medians = eb.quantiles.detach()[:, 0, 1].reshape(1, -1, 1, 1).to(x.dtype)
 
@@ -172,8 +177,12 @@ class MeanScaleObjective:
         x_hat = x_hat.float()[..., :h, :w]
         if judge:
             x_hat = x_hat.clamp(0, 1).mul(255).round().div(255)
-        mse = (x_hat - self.x[..., :h, :w]).square().mean()
-        return self.lmbda * 255**2 * mse + bits / (h * w)
+        x = self.x[..., :h, :w]
+        if self.distortion == "ms-ssim":
+            distortion = ms_ssim_term(x_hat, x).sum()
+        else:
+            distortion = 255**2 * (x_hat - x).square().mean()
+        return self.lmbda * distortion + bits / (h * w)
 
     def coded(self, latents: list[Tensor]) -> tuple[Tensor, Tensor | None]:
         y, z = latents
@@ -231,10 +240,12 @@ def objective_for(
     height: int,
     width: int,
     bf16: bool = False,
+    distortion: str = "mse",
 ) -> Objective:
     """The relaxed objective of ``model``'s architecture, looked up in ``OBJECTIVES`` by the
     network's class name; ``CodecError`` for a network that has none. ``bf16`` runs the relaxed
-    loss's synthesis in bfloat16 autocast (never a judging loss)."""
+    loss's synthesis in bfloat16 autocast (never a judging loss); ``distortion`` is the one the
+    release was tuned for (MS-SSIM falls back to MSE on images too small for it)."""
     name = type(model).__name__
     try:
         cls = OBJECTIVES[name]
@@ -243,7 +254,7 @@ def objective_for(
             f"effort above 1 is not available for network {name}: "
             "no relaxed objective is registered for it"
         ) from None
-    return cls(model, x, inv_gain, lmbda, height, width, bf16)
+    return cls(model, x, inv_gain, lmbda, height, width, bf16, distortion)
 
 
 __all__ = [

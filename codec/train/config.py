@@ -162,8 +162,8 @@ class TrainConfig:
             is_flag=True,
         ),
     )
-    # The ladder's lambdas stay MSE lambdas; see ``loop.MS_SSIM_WEIGHT`` for how 1 - MS-SSIM is
-    # put on their scale.
+    # The ladder's lambdas stay MSE lambdas; ``codec.metrics.MS_SSIM_WEIGHT`` puts 1 - MS-SSIM
+    # on their scale.
     distortion: str = field(
         default="mse",
         metadata=option(

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..errors import CodecError
 from ..files import write_atomic
 from ..hardware import cpu_model, native_bf16
-from ..metrics import MS_SSIM_MIN_SIDE
+from ..metrics import MS_SSIM_MIN_SIDE, ms_ssim_term
 from ..net import build_model
 from ..net.msh_gain import remap_ladder
 from ..net.zoo import read_state
@@ -127,21 +127,6 @@ def load_initial_weights(model, path: str) -> None:
         if "state_dict" not in str(e):  # not a mismatch of names or shapes
             raise
         raise misfit from None
-
-
-#: Puts 1 - MS-SSIM on the scale of 255^2 * MSE: the ratio of the two distortions' slopes
-#: along an MSE release's RD curve (docs/TRAINING.md), so that each rung of the MSE ladder keeps
-#: about its rate.
-MS_SSIM_WEIGHT = 1600.0
-
-
-def ms_ssim_term(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-crop 1 - MS-SSIM on the scale the lambdas are written for (255^2 * MSE)."""
-    from pytorch_msssim import ms_ssim
-
-    # float32: bf16 autocast would round the small differences that decide the score
-    score = ms_ssim(x_hat.float(), x.float(), data_range=1.0, size_average=False)
-    return MS_SSIM_WEIGHT * (1 - score)
 
 
 def rd_loss(
