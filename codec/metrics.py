@@ -1,5 +1,6 @@
 """Quality metrics of a decoded image, as the benchmarks and CompressAI's evaluation compute them
-(8-bit RGB, per image): ``lcodec compare``, PSNR targets and the RD harness share them.
+(8-bit RGB, per image): ``lcodec compare``, PSNR targets and the RD harness share them. The
+distortions a release is trained for, and the effort search minimises, live here too.
 
 MS-SSIM uses five scales with an 11-pixel window, so ``pytorch_msssim`` needs both sides of the
 image to exceed 160 pixels. Smaller images get NaN rather than a number from a different
