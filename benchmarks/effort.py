@@ -159,7 +159,8 @@ def _point(lm, img: np.ndarray, q: float, enc, seconds: float, cpu: float, peak:
         "bpp": bpp(len(enc.data), h, w),
         "psnr": psnr(img, enc.reconstruction),
         "ms_ssim_db": ms_ssim_db(ms_ssim(img, enc.reconstruction)),
-        "rd_loss": rd_loss(img, enc.reconstruction, len(enc.data), lmbda),
+        # the release's own loss: what the search minimised and the guard judged
+        "rd_loss": rd_loss(img, enc.reconstruction, len(enc.data), lmbda, lm.weights.distortion),
         "encode_s": seconds,
         "encode_s_per_mp": seconds / (h * w / 1e6),
         "encode_cpu_s_per_mp": cpu / (h * w / 1e6),
@@ -606,7 +607,9 @@ def _main(argv: Sequence[str] | None) -> int:
             "bd_rate": "bjontegaard.bd_rate(method='akima') via benchmarks.common.bdrate; "
             "PSNR in dB; "
             "negative means fewer bits than effort 1 for the same PSNR",
-            "rd_loss": "lambda(rate) * 255^2 * MSE + bpp of the real file (8-bit pixels)",
+            "rd_loss": "lambda(rate) * 255^2 * MSE + bpp of the real file (8-bit pixels); "
+            "for a release tuned for MS-SSIM lambda(rate) * 1600 * (1 - MS-SSIM) + bpp",
+            "distortion": lm.weights.distortion,
             "memory": describe(lm.device),
             "targets": None
             if args.no_targets

@@ -236,7 +236,7 @@ def test_models_lists_every_release_and_marks_the_default():
     for row, w in zip(rows, releases()):
         assert row["bytes"] == w.path.stat().st_size and row["architecture"]
         assert len(row["rd"]) == 3 and row["date"]
-        assert row["tuned_for"] == w.manifest.get("distortion", "mse")
+        assert row["tuned_for"] == w.distortion == w.manifest.get("distortion", "mse")
     # The default is for PSNR; a release tuned for MS-SSIM is one to choose.
     assert [row["tuned_for"] for row in rows if row["default"]] == ["mse"]
     r = run("models")
@@ -252,9 +252,7 @@ def test_tune_writes_with_the_release_tuned_for_that_metric(png, tmp_path):
 
     assert TUNED["psnr"] == DEFAULT_MODEL
     for tune, name in TUNED.items():
-        assert find_weights(name).manifest.get("distortion", "mse") == (
-            "mse" if tune == "psnr" else tune
-        )
+        assert find_weights(name).distortion == ("mse" if tune == "psnr" else tune)
         out = tmp_path / f"{tune}.lcz"
         assert run("compress", png, "--tune", tune, "-o", out).exit_code == 0
         assert json.loads(run("info", out, "--json").output)["model"] == name

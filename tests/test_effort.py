@@ -655,3 +655,23 @@ def test_ms_ssim_falls_back_to_mse_where_an_image_is_too_small_for_it():
     assert ms - 0.01 * 1600 * (1 - codec.metrics.ms_ssim(big, enc.reconstruction)) == (
         pytest.approx(8 * len(enc.data) / big.shape[0] / big.shape[1])
     )
+
+
+def test_benchmark_judges_a_release_by_its_own_distortion(tmp_path):
+    """The effort report's loss is the one the search minimised: for the MS-SSIM release no
+    level may be worse than effort 1 by it (the guard's promise), whatever MSE says."""
+    pytest.importorskip("bjontegaard")
+    from benchmarks.effort import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(_centre(192)).save(data / "a.png")
+    out = tmp_path / "effort.json"
+    argv = ["--data", str(data), "--json", str(out), "--efforts", "1,2", "--qualities", "30,70"]
+    argv += ["--threads", "1", "--no-targets", "--weights", "lcodec-elic-ssim-2026-12a"]
+    assert main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["config"]["distortion"] == "ms-ssim"
+    level = report["effort"]["2"]
+    assert level["points_worse_than_effort_1"] == 0
+    assert level["rd_loss_change_percent"] < 0

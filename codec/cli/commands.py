@@ -445,7 +445,7 @@ def models(as_json):
                 "bytes": w.path.stat().st_size,
                 "sha256": w.sha256,
                 "training_steps": m.get("total_steps", m.get("steps")),
-                "tuned_for": m.get("distortion", "mse"),
+                "tuned_for": w.distortion,
                 "tune": tune_of.get(w.model_id),
                 "rd": m.get("rd", []),
             }

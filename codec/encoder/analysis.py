@@ -71,7 +71,7 @@ class Analysis:
         self.padded = (self.height + self.pad_bottom, self.width + self.pad_right)
         self.latent = analyse(self.model, pixels, self.padded, self.device)
         #: What the release was tuned for: effort minimises the same, as its training did.
-        self.distortion = lm.weights.manifest.get("distortion", "mse")
+        self.distortion = lm.weights.distortion
 
     def trial(self, quality: float, iterations: int = 0) -> Trial:
         """Code at ``quality``, optimising the latents for ``iterations`` steps first."""

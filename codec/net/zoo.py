@@ -48,6 +48,12 @@ class Weights:
         return bytes.fromhex(self.sha256)[:8]
 
     @property
+    def distortion(self) -> str:
+        """What the release was trained to minimise besides bits: ``mse`` or ``ms-ssim``
+        (releases older than the field are MSE)."""
+        return self.manifest.get("distortion", "mse")
+
+    @property
     def shipped(self) -> bool:
         """Whether this is one of the package's releases (not a file given by path)."""
         return self.path.parent.resolve() == WEIGHTS_DIR.resolve()
