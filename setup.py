@@ -18,7 +18,7 @@ setup(
         "Pillow>=10.0",
         "safetensors>=0.4",
         "tqdm",
-        "pytorch_msssim",  # lcodec compare's MS-SSIM; pure Python on torch
+        "pytorch_msssim",  # training's differentiable MS-SSIM loss; pure Python on torch
     ],
     extras_require={
         "bench": [

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from codec.hardware import cpu_model
+from codec.metrics import MS_SSIM_MIN_SIDE, MS_SSIM_WEIGHT
 
 from .common.bdrate import bd_rate
 from .common.cli import (
@@ -608,7 +609,8 @@ def _main(argv: Sequence[str] | None) -> int:
             "PSNR in dB; "
             "negative means fewer bits than effort 1 for the same PSNR",
             "rd_loss": "lambda(rate) * 255^2 * MSE + bpp of the real file (8-bit pixels); "
-            "for a release tuned for MS-SSIM lambda(rate) * 1600 * (1 - MS-SSIM) + bpp",
+            f"for a release tuned for MS-SSIM lambda(rate) * {MS_SSIM_WEIGHT:g} * "
+            f"(1 - MS-SSIM) + bpp (MSE where a side is {MS_SSIM_MIN_SIDE} px or less)",
             "distortion": lm.weights.distortion,
             "memory": describe(lm.device),
             "targets": None
@@ -658,6 +660,7 @@ SHARED = (
     "qualities",
     "crop",
     "model",
+    "distortion",
     "steering",
     "iterations",
     "device",

@@ -400,7 +400,8 @@ def _main(argv: Sequence[str] | None) -> int:
         "metrics": {
             "bpp": "8 * file bytes / (H * W); the whole file counts, headers included",
             "psnr": "PSNR in dB over all RGB values of the 8-bit decoded image",
-            "ms_ssim": "pytorch_msssim.ms_ssim(data_range=255) on 8-bit RGB; null for images "
+            "ms_ssim": "pytorch_msssim.ms_ssim(data_range=255)'s score on 8-bit RGB, computed "
+            "in bands by codec.metrics.ms_ssim; null for images "
             f"whose smaller side is <= {MS_SSIM_MIN_SIDE} px (five scales need more); "
             "a point's mean covers the ms_ssim_images images that have a value",
             "enc_s, dec_s": "wall seconds per image: encode to bytes, decode from bytes",

@@ -2,8 +2,8 @@
 (8-bit RGB, per image): ``lcodec compare``, PSNR targets and the RD harness share them. The
 distortions a release is trained for, and the effort search minimises, live here too.
 
-MS-SSIM uses five scales with an 11-pixel window, so ``pytorch_msssim`` needs both sides of the
-image to exceed 160 pixels. Smaller images get NaN rather than a number from a different
+MS-SSIM uses five scales with an 11-pixel window, so both sides of the image must exceed 160
+pixels. Smaller images get NaN rather than a number from a different
 (fewer-scale) metric that would not be comparable with published MS-SSIM figures.
 """
 
@@ -12,9 +12,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy and torch load on first use: the CLI's options import this module
+    import numpy as np
     import torch
 
 #: The smallest side (exclusive) that five-scale MS-SSIM with an 11-pixel window accepts.
@@ -24,6 +23,8 @@ MS_SSIM_MIN_SIDE = (11 - 1) * 2**4
 def squared_error(a: np.ndarray, b: np.ndarray, rows: int = 256) -> int:
     """Sum of squared differences of two uint8 images, exact, in bands of ``rows`` rows: no
     full-size float copies, so memory stays bounded on any image."""
+    import numpy as np
+
     total = 0
     for r in range(0, a.shape[0], rows):
         diff = a[r : r + rows].astype(np.int32) - b[r : r + rows]
@@ -87,15 +88,60 @@ def file_rd_loss(
     return lmbda * 255**2 * mse + rate
 
 
-def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """MS-SSIM of two uint8 RGB images, or NaN when the image is too small for five scales."""
+#: Five-scale MS-SSIM's exponents (Wang, Simoncelli and Bovik 2003), as pytorch_msssim uses them.
+MS_SSIM_SCALE_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray, rows: int = 256) -> float:
+    """MS-SSIM of two uint8 images (H x W x C), or NaN when the image is too small for five
+    scales: pytorch_msssim's score (11-pixel Gaussian windows, σ 1.5, no padding), computed one
+    channel and ``rows`` rows at a time so that memory stays bounded on any image (the effort
+    search judges whole files of a release tuned for MS-SSIM by it)."""
     if min(a.shape[:2]) <= MS_SSIM_MIN_SIDE:
         return math.nan
+    import numpy as np
     import torch
-    from pytorch_msssim import ms_ssim as _ms_ssim
+    import torch.nn.functional as F
 
-    def tensor(x: np.ndarray) -> torch.Tensor:  # a copy: Pillow's arrays are read-only
-        return torch.from_numpy(x.astype(np.float32)).permute(2, 0, 1)[None]
-
+    g = torch.exp(-((torch.arange(11.0) - 5) ** 2) / (2 * 1.5**2))
+    g = g / g.sum()
+    scores = []
     with torch.no_grad():
-        return float(_ms_ssim(tensor(a), tensor(b), data_range=255))
+        for c in range(a.shape[2]):
+            x = torch.from_numpy(a[..., c].astype(np.float32))[None, None]
+            y = torch.from_numpy(b[..., c].astype(np.float32))[None, None]
+            terms = []
+            for level in range(len(MS_SSIM_SCALE_WEIGHTS)):
+                ssim, cs = _ssim_means(x, y, g, rows)
+                terms.append(max(cs if level < len(MS_SSIM_SCALE_WEIGHTS) - 1 else ssim, 0.0))
+                padding = [s % 2 for s in x.shape[2:]]
+                x, y = F.avg_pool2d(x, 2, padding=padding), F.avg_pool2d(y, 2, padding=padding)
+            scores.append(math.prod(t**w for t, w in zip(terms, MS_SSIM_SCALE_WEIGHTS)))
+    return sum(scores) / len(scores)
+
+
+def _ssim_means(
+    x: torch.Tensor, y: torch.Tensor, g: torch.Tensor, rows: int
+) -> tuple[float, float]:
+    """Means of the SSIM map and of the contrast-structure map of one scale, band by band."""
+    import torch
+    import torch.nn.functional as F
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    k = g.numel()
+    out_h, out_w = x.shape[-2] - k + 1, x.shape[-1] - k + 1
+    ssim_sum = cs_sum = 0.0
+    for r in range(0, out_h, rows):
+        end = min(r + rows, out_h)
+        xb, yb = x[..., r : end + k - 1, :], y[..., r : end + k - 1, :]
+        maps = torch.cat([xb, yb, xb * xb, yb * yb, xb * yb], 1)
+        maps = F.conv2d(maps, g.view(1, 1, k, 1).expand(5, 1, k, 1), groups=5)
+        maps = F.conv2d(maps, g.view(1, 1, 1, k).expand(5, 1, 1, k), groups=5)
+        mu1, mu2, xx, yy, xy = maps.unbind(1)
+        mu1_sq, mu2_sq, mu1_mu2 = mu1 * mu1, mu2 * mu2, mu1 * mu2
+        cs_map = (2 * (xy - mu1_mu2) + c2) / ((xx - mu1_sq) + (yy - mu2_sq) + c2)
+        ssim_map = (2 * mu1_mu2 + c1) / (mu1_sq + mu2_sq + c1) * cs_map
+        ssim_sum += float(ssim_map.double().sum())
+        cs_sum += float(cs_map.double().sum())
+    n = out_h * out_w
+    return ssim_sum / n, cs_sum / n

@@ -159,14 +159,17 @@ def test_compare_prints_ms_ssim_and_the_bpp_of_an_lcz(tmp_path):
     assert "bpp" not in same.output
 
 
-def test_compare_without_pytorch_msssim_still_prints_psnr(png, monkeypatch):
+def test_compare_measures_ms_ssim_by_itself(png, monkeypatch):
+    """lcodec's MS-SSIM is its own banded computation: it needs no pytorch_msssim."""
     monkeypatch.setitem(sys.modules, "pytorch_msssim", None)  # as if not installed
-    big = png.with_name("big.png")
+    big, other = png.with_name("big.png"), png.with_name("other.png")
     Image.fromarray(make_image(170, 170)).save(big)
+    Image.fromarray(make_image(170, 170)[::-1]).save(other)
     r = run("compare", big, big)
     assert r.exit_code == 0, r.output
-    assert r.output.startswith("PSNR inf dB, MS-SSIM needs pytorch_msssim (pip install")
-    assert len(r.output.strip().splitlines()) == 1
+    assert r.output.startswith("PSNR inf dB, MS-SSIM 1.0000")
+    r = run("compare", big, other)
+    assert r.exit_code == 0 and 0 < _field(r.output, "MS-SSIM") < 1, r.output
 
 
 def test_compare_names_a_damaged_lcz(png, tmp_path):
@@ -226,7 +229,8 @@ def test_compress_skips_compressai_point_cloud_code(png, tmp_path):
 
 
 def test_models_lists_every_release_and_marks_the_default():
-    from codec.net.zoo import DEFAULT_MODEL, releases
+    from codec.metrics import DISTORTIONS
+    from codec.net.zoo import DEFAULT_MODEL, TUNED, releases
 
     r = run("models", "--json")
     assert r.exit_code == 0, r.output
@@ -236,15 +240,21 @@ def test_models_lists_every_release_and_marks_the_default():
     for row, w in zip(rows, releases()):
         assert row["bytes"] == w.path.stat().st_size and row["architecture"]
         assert len(row["rd"]) == 3 and row["date"]
-        assert row["tuned_for"] == w.distortion == w.manifest.get("distortion", "mse")
+        assert row["tuned_for"] in DISTORTIONS
     # The default is for PSNR; a release tuned for MS-SSIM is one to choose.
     assert [row["tuned_for"] for row in rows if row["default"]] == ["mse"]
+    ssim = {row["name"] for row in rows if row["tuned_for"] == "ms-ssim"}
+    assert {"lcodec-elic-ssim-2026-12a", "lcodec-elic-ssim-2026-12b"} <= ssim
+    assert {row["name"]: row["tune"] for row in rows if row["tune"]} == {
+        name: tune for tune, name in TUNED.items()
+    }
     r = run("models")
     assert r.exit_code == 0 and f"* {DEFAULT_MODEL}" in r.output
     for row in rows:
         line = next(x for x in r.output.splitlines() if x[2:].split()[:1] == [row["name"]])
         assert ("tuned for MS-SSIM" in line) == (row["tuned_for"] == "ms-ssim")
-        assert (f"(--tune {row['tune']})" in line) == (row["tune"] is not None)
+        shown = row["tune"] is not None and not row["default"]  # the default needs no option
+        assert (f"(--tune {row['tune']})" in line) == shown
 
 
 def test_tune_writes_with_the_release_tuned_for_that_metric(png, tmp_path):

@@ -166,7 +166,7 @@ def test_a_tile_sees_the_whole_image_loss(crop):
         g_whole = torch.autograd.grad(whole.loss(lat, ste_round), lat)
     core = ((128, 192), (128, 256))  # interior: context on every side
     objective, ys, zs, masks = effort_mod.tile_problem(
-        m, img, a.padded, y, z, inv_gain, lmbda, core
+        m, img, a.padded, y, z, inv_gain, lmbda, core, distortion="mse"
     )
     with torch.enable_grad():
         lat = [y[ys].clone().requires_grad_(True), z[zs].clone().requires_grad_(True)]
@@ -513,7 +513,9 @@ def test_benchmark_steers_as_told_and_says_so(steer, tmp_path, monkeypatch):
     monkeypatch.setattr(effort_mod, "SEARCH_BF16", None)
     seen = []
     real = effort_mod.objective_for
-    monkeypatch.setattr(effort_mod, "objective_for", lambda *a: seen.append(a[6]) or real(*a))
+    monkeypatch.setattr(
+        effort_mod, "objective_for", lambda *a, **k: seen.append(k["bf16"]) or real(*a, **k)
+    )
     data = tmp_path / "data"
     data.mkdir()
     for name in ("a.png", "b.png"):
@@ -614,17 +616,29 @@ def test_effort_minimises_the_distortion_its_release_was_tuned_for(tune, monkeyp
     """A release trained for MS-SSIM is searched and judged by MS-SSIM, as it was trained: the
     search's loss and the guard's true loss are the release's own, and the file it keeps beats
     the plain one by that loss."""
+    from codec.encoder import analysis
     from codec.net.zoo import TUNED
 
     img = _centre(192)  # MS-SSIM needs both sides over 160 pixels
     name = TUNED[tune]
     distortion = "mse" if tune == "psnr" else tune
-    seen = []
+    searched, judged = [], []
     real = effort_mod.objective_for
-    monkeypatch.setattr(effort_mod, "objective_for", lambda *a: seen.append(a[7]) or real(*a))
+
+    def objective_for(*a, **k):
+        searched.append(real(*a, **k))
+        return searched[-1]
+
+    def file_rd_loss(*a):
+        judged.append(a[4])
+        return rd_loss(*a)
+
+    monkeypatch.setattr(effort_mod, "objective_for", objective_for)
+    monkeypatch.setattr(analysis, "file_rd_loss", file_rd_loss)
     plain = codec.encode(img, 50, model=name)
     tuned = codec.encode(img, 50, effort=2, model=name)
-    assert seen == [distortion]
+    assert [o.distortion for o in searched] == [distortion]
+    assert judged and set(judged) == {distortion}
     assert tuned.data != plain.data, "effort 2 silently returned the effort-1 file"
     lmbda = float(codec.load_model(name).model.lmbda(torch.tensor([tuned.container.rate]))[0])
 
@@ -655,6 +669,63 @@ def test_ms_ssim_falls_back_to_mse_where_an_image_is_too_small_for_it():
     assert ms - 0.01 * 1600 * (1 - codec.metrics.ms_ssim(big, enc.reconstruction)) == (
         pytest.approx(8 * len(enc.data) / big.shape[0] / big.shape[1])
     )
+
+
+def test_an_edge_tile_of_an_ms_ssim_search_keeps_enough_image_to_be_judged_by_it():
+    """A tile window with 160 valid rows or fewer at the image's edge reaches back into the
+    image, so the search minimises the release's MS-SSIM there too; MSE windows stay as they
+    were, and an image too small for MS-SSIM falls back to MSE."""
+    img = np.ascontiguousarray(np.asarray(Image.open(SAMPLE).convert("RGB"))[:352, :384])
+    m, a, y, z, inv_gain, lmbda = _latents(img, 50)
+    assert a.padded == (384, 384)
+    core = ((320, 384), (128, 256))  # the last band: 32 image rows, 128 of context above
+
+    def problem(distortion, pixels=img):
+        return effort_mod.tile_problem(
+            m, pixels, a.padded, y, z, inv_gain, lmbda, core, distortion=distortion
+        )
+
+    mse, *_ = problem("mse")
+    assert (mse.distortion, mse.height) == ("mse", 352 - (320 - effort_mod.HALO))
+    ms, ys, _, masks = problem("ms-ssim")
+    assert ms.distortion == "ms-ssim" and ms.height > 160
+    # the window grew upwards only: the same core, more context above it
+    rows = masks[0][0, 0].sum(1)
+    assert int((rows > 0).sum()) == (384 - 320) // 16 and int(rows[-1]) > 0
+    assert ys[2].start * 16 == 352 - ms.height
+    small, *_ = problem("ms-ssim", img[:, :160])
+    assert small.distortion == "mse"
+
+
+@pytest.mark.parametrize("rows", [7, 256])
+def test_ms_ssim_in_bands_is_pytorch_msssims_score(rows):
+    """Band by band and channel by channel (bounded memory), the score is pytorch_msssim's,
+    on odd sizes too (each scale pads odd sides before halving)."""
+    from pytorch_msssim import ms_ssim
+
+    img = np.asarray(Image.open(SAMPLE).convert("RGB"))[:201, :333]
+    noisy = np.random.default_rng(5).integers(-9, 10, img.shape)
+    other = np.clip(img.astype(np.int16) + noisy, 0, 255).astype(np.uint8)
+
+    def tensor(x):
+        return torch.from_numpy(x.astype(np.float32)).permute(2, 0, 1)[None]
+
+    want = float(ms_ssim(tensor(img), tensor(other), data_range=255))
+    assert 0.5 < want < 0.999
+    assert codec.metrics.ms_ssim(img, other, rows=rows) == pytest.approx(want, abs=1e-6)
+    assert codec.metrics.ms_ssim(img, img, rows=rows) == pytest.approx(1.0)
+
+
+def test_a_manifest_with_an_unknown_distortion_is_a_one_line_error(tmp_path):
+    from codec.net.zoo import TUNED, find_weights
+
+    w = find_weights(TUNED["ms-ssim"])
+    path = tmp_path / "mine.safetensors"
+    path.symlink_to(w.path)
+    manifest = {**w.manifest, "name": "mine", "distortion": "ssim"}
+    path.with_suffix(".json").write_text(json.dumps(manifest))
+    with pytest.raises(codec.CodecError, match="mine: unknown distortion 'ssim'"):
+        _ = find_weights(path).distortion
 
 
 def test_benchmark_judges_a_release_by_its_own_distortion(tmp_path):

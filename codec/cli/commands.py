@@ -33,6 +33,7 @@ from ..files import (
 )
 from ..limits import MAX_IMAGE_PIXELS, check_budget, pixel_budget
 from ..malloc import reuse_freed_memory
+from ..net.zoo import TUNED
 from ..options import Number
 from ..options import device as device_option
 from ..train.commands import export_command, train_command
@@ -248,7 +249,7 @@ def main():
 )
 @click.option(
     "--tune",
-    type=click.Choice(["psnr", "ms-ssim"]),
+    type=click.Choice(list(TUNED)),
     default=None,
     help="Write with the release tuned for this metric (psnr: the default). Instead of --model.",
 )
@@ -278,7 +279,7 @@ def compress(
     A --target-* option replaces -q: the quality is searched by encoding until the file meets
     it, and the value reached is printed. An unreachable target gives the closest file.
     """
-    from ..net.zoo import TUNED, find_weights
+    from ..net.zoo import find_weights
 
     if tune is not None:
         if model is not None:
@@ -288,7 +289,7 @@ def compress(
         try:
             find_weights(model)  # an unknown name fails before any work, without torch
         except CodecError as e:
-            raise click.BadParameter(str(e), param_hint="--model") from None
+            raise click.BadParameter(str(e), param_hint="--tune" if tune else "--model") from None
     targets = {"bpp": target_bpp, "size": target_size, "psnr": target_psnr}
     if sum(v is not None for v in targets.values()) > 1:
         raise click.UsageError(
@@ -429,9 +430,9 @@ def models(as_json):
     Every release stays installed so that every file written with it keeps decoding; the one
     marked * writes new files unless --model or --tune chooses another.
     """
-    from ..net.zoo import DEFAULT_MODEL, TUNED, releases
+    from ..net.zoo import DEFAULT_MODEL, releases
 
-    tune_of = {name: tune for tune, name in TUNED.items() if name != DEFAULT_MODEL}
+    tune_of = {name: tune for tune, name in TUNED.items()}
 
     rows = []
     for w in releases():
@@ -457,7 +458,7 @@ def models(as_json):
         mark = "*" if r["default"] else " "
         size = f"{r['bytes'] / 1e6:.1f} MB"
         tuned = "  tuned for MS-SSIM" if r["tuned_for"] == "ms-ssim" else ""
-        if r["tune"]:
+        if r["tune"] and not r["default"]:  # the default needs no option
             tuned += f" (--tune {r['tune']})"
         click.echo(f"{mark} {r['name']:<26} {r['architecture']:<10} {r['date']}  {size:>8}{tuned}")
         rd = ", ".join(f"q{p['quality']:g} {p['bpp']:.3f} bpp {p['psnr']:.2f} dB" for p in r["rd"])
@@ -480,15 +481,9 @@ def compare(reference, image):
         raise CodecError(f"sizes differ: {a.shape[1]}x{a.shape[0]} and {b.shape[1]}x{b.shape[0]}")
     height, width = a.shape[:2]
     parts = [f"PSNR {psnr(a, b):.2f} dB"]
-    try:
-        similarity = ms_ssim(a, b)
-    except ImportError:
-        parts.append("MS-SSIM needs pytorch_msssim (pip install pytorch_msssim)")
-    else:
-        too_small = f"n/a (needs both sides over {MS_SSIM_MIN_SIDE} pixels)"
-        parts.append(
-            f"MS-SSIM {too_small}" if math.isnan(similarity) else f"MS-SSIM {similarity:.4f}"
-        )
+    similarity = ms_ssim(a, b)
+    too_small = f"n/a (needs both sides over {MS_SSIM_MIN_SIDE} pixels)"
+    parts.append(f"MS-SSIM {too_small}" if math.isnan(similarity) else f"MS-SSIM {similarity:.4f}")
     sizes = [f"{8 * n / (width * height):.4f}" for n in (a_bytes, b_bytes) if n is not None]
     if sizes:
         parts.append(f"{' and '.join(sizes)} bpp")

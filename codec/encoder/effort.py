@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from torch import Tensor
 from ..errors import CodecError
 from ..hardware import native_bf16
 from ..malloc import release_freed_memory
+from ..metrics import MS_SSIM_MIN_SIDE
 from ..net.tiling import DOWN, spans
 from . import sga
 from .sga import Objective, hard_round, objective_for, temperature
@@ -240,9 +241,9 @@ def refine_latents(
     budgets: Sequence[int],
     file_loss: Callable[[Tensor, Tensor | None], float],
     *,
+    distortion: str,
     tile: int = 0,
     label: str = "effort",
-    distortion: str = "mse",
 ) -> list[tuple[Tensor, Tensor | None, Refined]]:
     """The ``(y, z)`` to code for ``pixels`` (HxWx3 uint8, edge-padded to ``padded``) at each
     of ``budgets`` (steps), with how long the search took to get there.
@@ -268,7 +269,9 @@ def refine_latents(
     try:
         if whole:
             x = _window(pixels, 0, ph, 0, pw, y.device)
-            objective = objective_for(model, x, inv_gain, lmbda, height, width, bf16, distortion)
+            objective = objective_for(
+                model, x, inv_gain, lmbda, height, width, bf16=bf16, distortion=distortion
+            )
             start = objective.start(y)
 
             def judge(ls: list[Tensor]) -> float:
@@ -315,16 +318,17 @@ def refine_tiles(
     lmbda: float,
     iterations: int,
     cores: list[tuple[tuple[int, int], tuple[int, int]]],
-    bf16: bool = False,
-    bar=None,
-    distortion: str = "mse",
+    bf16: bool,
+    bar: Any,
+    distortion: str,
 ) -> tuple[Tensor, Tensor]:
     """Block-coordinate refinement: each tile's latents in turn, the others held fixed.
 
     A tile's window adds ``HALO`` pixels of context on every side: the synthesis of every pixel
     its latents reach, and the entropy parameters of every latent its hyper-latents reach, are
     computed from real neighbours (already refined ones where the sweep has passed), so the
-    tiles optimise one whole-image loss and leave no seams. Candidates are judged on the window
+    tiles optimise one whole-image loss and leave no seams (for MSE, a sum over pixels; for
+    MS-SSIM the window's score is an estimate of the image's). Candidates are judged on the window
     by the hard-rounded loss (model likelihoods, 8-bit pixels); memory is that of one window.
     """
     with torch.no_grad():
@@ -332,7 +336,7 @@ def refine_tiles(
         z = model.h_a(y)
     for core in cores:
         objective, ys, zs, masks = tile_problem(
-            model, pixels, padded, y, z, inv_gain, lmbda, core, bf16, distortion
+            model, pixels, padded, y, z, inv_gain, lmbda, core, distortion=distortion, bf16=bf16
         )
 
         def estimate(ls: list[Tensor], objective=objective) -> float:
@@ -354,9 +358,10 @@ def tile_problem(
     inv_gain: Tensor,
     lmbda: float,
     core: tuple[tuple[int, int], tuple[int, int]],
+    *,
+    distortion: str,
     bf16: bool = False,
-    distortion: str = "mse",
-):
+) -> tuple[Objective, tuple[slice, ...], tuple[slice, ...], list[Tensor]]:
     """One tile's objective on its window, the window's slices of ``y`` and ``z``, and the
     masks of the core's latents within them."""
     height, width = pixels.shape[:2]
@@ -364,6 +369,8 @@ def tile_problem(
     (r0, r1), (c0, c1) = core
     a0, a1 = max(0, r0 - HALO), min(ph, r1 + HALO)
     b0, b1 = max(0, c0 - HALO), min(pw, c1 + HALO)
+    a0 = _judgeable_start(a0, a1, height, distortion)
+    b0 = _judgeable_start(b0, b1, width, distortion)
     x = _window(pixels, a0, a1, b0, b1, y.device)
     ys = (slice(None), slice(None), slice(a0 // DOWN, a1 // DOWN), slice(b0 // DOWN, b1 // DOWN))
     zs = (
@@ -377,8 +384,18 @@ def tile_problem(
         _core_mask(z[zs], r0 - a0, r1 - a0, c0 - b0, c1 - b0, HYPER),
     ]
     vh, vw = max(0, min(a1, height) - a0), max(0, min(b1, width) - b0)
-    objective = objective_for(model, x, inv_gain, lmbda, vh, vw, bf16, distortion)
+    objective = objective_for(model, x, inv_gain, lmbda, vh, vw, bf16=bf16, distortion=distortion)
     return objective, ys, zs, masks
+
+
+def _judgeable_start(start: int, end: int, side: int, distortion: str) -> int:
+    """A window's first row (or column), moved back in steps of ``HYPER`` until MS-SSIM can
+    judge what the window holds of the image: an edge tile with 160 valid pixels or fewer
+    would otherwise be searched by MSE while its file is judged by MS-SSIM."""
+    if distortion != "ms-ssim" or side <= MS_SSIM_MIN_SIDE:
+        return start
+    latest = (min(end, side) - MS_SSIM_MIN_SIDE - 1) // HYPER * HYPER
+    return max(0, min(start, latest))
 
 
 def _core_mask(t: Tensor, top: int, bottom: int, left: int, right: int, down: int) -> Tensor:

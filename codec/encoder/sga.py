@@ -224,8 +224,8 @@ class ContextObjective(MeanScaleObjective):
 
 
 #: The objective class of each network class (by class name), built as
-#: ``Objective(model, x, inv_gain, lmbda, height, width, bf16)``. An architecture that supports
-#: effort adds its network's line here; codec/encoder/effort.py does not change.
+#: ``Objective(model, x, inv_gain, lmbda, height, width, bf16, distortion)``. An architecture
+#: that supports effort adds its network's line here; codec/encoder/effort.py does not change.
 OBJECTIVES: dict[str, type] = {
     "GainedContextHyperprior": ContextObjective,
     "GainedMeanScaleHyperprior": MeanScaleObjective,

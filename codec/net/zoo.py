@@ -51,7 +51,15 @@ class Weights:
     def distortion(self) -> str:
         """What the release was trained to minimise besides bits: ``mse`` or ``ms-ssim``
         (releases older than the field are MSE)."""
-        return self.manifest.get("distortion", "mse")
+        from ..metrics import DISTORTIONS
+
+        distortion = self.manifest.get("distortion", "mse")
+        if distortion not in DISTORTIONS:
+            raise CodecError(
+                f"{self.model_id}: unknown distortion {distortion!r} in its manifest "
+                f"(this lcodec knows {', '.join(DISTORTIONS)})"
+            )
+        return distortion
 
     @property
     def shipped(self) -> bool:

@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
+from ..metrics import DISTORTIONS
 from ..net.ladder import DEFAULT_LAMBDAS
 from ..options import Number, device
 
 SCHEDULES = ("cosine", "wsd")
-DISTORTIONS = ("mse", "ms-ssim")
 
 
 def option(help: str = "", **click_settings: Any) -> Any:
