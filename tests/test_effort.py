@@ -318,6 +318,13 @@ def test_benchmark_runs_in_slices_and_merges_them(tmp_path, capsys):
     assert main(["--merge", *map(str, files), "--json", str(out)]) == 2
     err = capsys.readouterr().err
     assert "differ in model" in err and len(err.strip().splitlines()) == 1
+    # The same release judged by two losses (a report from before the search took the
+    # release's own) does not pool either.
+    other["config"]["model"] = json.loads(files[0].read_text())["config"]["model"]
+    other["config"]["distortion"] = "ms-ssim"
+    files[1].write_text(json.dumps(other))
+    assert main(["--merge", *map(str, files), "--json", str(out)]) == 2
+    assert "differ in distortion" in capsys.readouterr().err
 
 
 def test_merge_refuses_what_it_cannot_pool(tmp_path, capsys):
