@@ -16,8 +16,13 @@ if TYPE_CHECKING:  # numpy and torch load on first use: the CLI's options import
     import numpy as np
     import torch
 
-#: The smallest side (exclusive) that five-scale MS-SSIM with an 11-pixel window accepts.
-MS_SSIM_MIN_SIDE = (11 - 1) * 2**4
+#: MS-SSIM's Gaussian window: its side and σ, as pytorch_msssim uses them.
+MS_SSIM_WINDOW, MS_SSIM_SIGMA = 11, 1.5
+#: Five-scale MS-SSIM's exponents (Wang, Simoncelli and Bovik 2003), as pytorch_msssim uses them.
+MS_SSIM_SCALE_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+#: The smallest side (exclusive) that five-scale MS-SSIM accepts: the window must fit the
+#: coarsest scale.
+MS_SSIM_MIN_SIDE = (MS_SSIM_WINDOW - 1) * 2 ** (len(MS_SSIM_SCALE_WEIGHTS) - 1)
 
 
 def squared_error(a: np.ndarray, b: np.ndarray, rows: int = 256) -> int:
@@ -88,10 +93,6 @@ def file_rd_loss(
     return lmbda * 255**2 * mse + rate
 
 
-#: Five-scale MS-SSIM's exponents (Wang, Simoncelli and Bovik 2003), as pytorch_msssim uses them.
-MS_SSIM_SCALE_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-
-
 def ms_ssim(a: np.ndarray, b: np.ndarray, rows: int = 256) -> float:
     """MS-SSIM of two uint8 images (H x W x C), or NaN when the image is too small for five
     scales: pytorch_msssim's score (11-pixel Gaussian windows, σ 1.5, no padding), computed one
@@ -103,19 +104,23 @@ def ms_ssim(a: np.ndarray, b: np.ndarray, rows: int = 256) -> float:
     import torch
     import torch.nn.functional as F
 
-    g = torch.exp(-((torch.arange(11.0) - 5) ** 2) / (2 * 1.5**2))
+    offsets = torch.arange(MS_SSIM_WINDOW, dtype=torch.float32) - MS_SSIM_WINDOW // 2
+    g = torch.exp(-(offsets**2) / (2 * MS_SSIM_SIGMA**2))
     g = g / g.sum()
+    coarsest = len(MS_SSIM_SCALE_WEIGHTS) - 1
     scores = []
     with torch.no_grad():
         for c in range(a.shape[2]):
             x = torch.from_numpy(a[..., c].astype(np.float32))[None, None]
             y = torch.from_numpy(b[..., c].astype(np.float32))[None, None]
             terms = []
-            for level in range(len(MS_SSIM_SCALE_WEIGHTS)):
+            for level in range(coarsest + 1):
                 ssim, cs = _ssim_means(x, y, g, rows)
-                terms.append(max(cs if level < len(MS_SSIM_SCALE_WEIGHTS) - 1 else ssim, 0.0))
-                padding = [s % 2 for s in x.shape[2:]]
-                x, y = F.avg_pool2d(x, 2, padding=padding), F.avg_pool2d(y, 2, padding=padding)
+                terms.append(max(ssim if level == coarsest else cs, 0.0))
+                if level < coarsest:
+                    padding = [s % 2 for s in x.shape[2:]]
+                    x = F.avg_pool2d(x, 2, padding=padding)
+                    y = F.avg_pool2d(y, 2, padding=padding)
             scores.append(math.prod(t**w for t, w in zip(terms, MS_SSIM_SCALE_WEIGHTS)))
     return sum(scores) / len(scores)
 
@@ -141,7 +146,7 @@ def _ssim_means(
         mu1_sq, mu2_sq, mu1_mu2 = mu1 * mu1, mu2 * mu2, mu1 * mu2
         cs_map = (2 * (xy - mu1_mu2) + c2) / ((xx - mu1_sq) + (yy - mu2_sq) + c2)
         ssim_map = (2 * mu1_mu2 + c1) / (mu1_sq + mu2_sq + c1) * cs_map
-        ssim_sum += float(ssim_map.double().sum())
-        cs_sum += float(cs_map.double().sum())
+        ssim_sum += float(ssim_map.sum(dtype=torch.float64))
+        cs_sum += float(cs_map.sum(dtype=torch.float64))
     n = out_h * out_w
     return ssim_sum / n, cs_sum / n
