@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -106,42 +107,35 @@ def test_cli_train_exports(data_dir, tmp_path):
     assert (run / "export" / "clirun.json").is_file()
 
 
+def _torchrun(args: list[str]) -> subprocess.CompletedProcess:
+    # --standalone: a free port of its own, so that no other job on the machine can collide
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(cmd + args, capture_output=True, text=True, timeout=300, env=env)
+
+
+def _finished_then_aborted(r: subprocess.CompletedProcess, ckpt, steps: int) -> bool:
+    """A rank killed by a signal after the last checkpoint was written. Seen once in many
+    runs (SIGABRT, the rank's output lost): a teardown failure, not a training one."""
+    signalled = "exitcode  : -" in r.stderr or "Signal " in r.stderr
+    return signalled and ckpt.is_file() and torch.load(ckpt, weights_only=False)["step"] == steps
+
+
 def test_torchrun_two_cpu_processes(data_dir, tmp_path):
     run = tmp_path / "ddp"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29533",
-        "-m",
-        "codec.train",
-        "--data",
-        str(data_dir),
-        "--out",
-        str(run),
-        "--steps",
-        "3",
-        "--N",
-        "16",
-        "--M",
-        "24",
-        "--batch",
-        "4",
-        "--crop",
-        "64",
-        "--lambdas",
-        "0.01,0.05",
-        "--warmup",
-        "1",
-        "--threads",
-        "1",
-    ]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 0, r.stderr[-2000:]
+    args = ["-m", "codec.train", "--data", str(data_dir), "--out", str(run), "--steps", "3"]
+    args += ["--N", "16", "--M", "24", "--batch", "4", "--crop", "64", "--lambdas", "0.01,0.05"]
+    args += ["--warmup", "1", "--threads", "1"]
+    r = _torchrun(args)
+    if r.returncode != 0 and _finished_then_aborted(r, run / "checkpoint.pt", 3):
+        # One retry, only for that failure; what the aborted rank printed stays in the log.
+        warnings.warn(
+            f"torchrun: a rank aborted after training, retrying:\n{r.stderr[:3000]}", stacklevel=1
+        )
+        shutil.rmtree(run)
+        r = _torchrun(args)
+    # A rank's own error comes first; torchrun's report of the failure last.
+    assert r.returncode == 0, r.stderr[:3000] + "\n...\n" + r.stderr[-1500:]
     state = torch.load(run / "checkpoint.pt", weights_only=False)
     assert state["step"] == 3
     assert (run / "export" / "ddp.safetensors").is_file()
