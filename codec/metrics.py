@@ -67,6 +67,16 @@ def ms_ssim_term(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return MS_SSIM_WEIGHT * (1 - score)
 
 
+def distortion_term(distortion: str, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-image distortion of batches in [0, 1] on the scale the lambdas are written for
+    (255^2 * MSE): what training and the effort search minimise for a release."""
+    if distortion == "ms-ssim":
+        return ms_ssim_term(x_hat, x)
+    if distortion == "mse":
+        return 255**2 * (x_hat - x).square().flatten(1).mean(1)
+    raise ValueError(f"unknown distortion {distortion!r}")
+
+
 def measurable(distortion: str, height: int, width: int) -> str:
     """The distortion an image of this size can be judged by: MS-SSIM needs five scales, so a
     smaller image falls back to MSE, the distortion the ladder's lambdas were set for."""

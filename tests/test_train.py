@@ -263,6 +263,20 @@ def test_ms_ssim_distortion_is_zero_for_a_copy_and_grows_with_the_damage():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.g_s.parameters())
 
 
+def test_the_distortion_term_is_per_image_for_each_distortion():
+    from codec.metrics import distortion_term, ms_ssim_term
+
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 192, 192)
+    x_hat = (x + torch.tensor([0.01, 0.1]).view(2, 1, 1, 1) * torch.randn_like(x)).clamp(0, 1)
+    mse = distortion_term("mse", x_hat, x)
+    per_image = [255**2 * float((x_hat[i] - x[i]).square().mean()) for i in range(2)]
+    assert mse.tolist() == pytest.approx(per_image, rel=1e-5) and mse[1] > mse[0]
+    assert torch.equal(distortion_term("ms-ssim", x_hat, x), ms_ssim_term(x_hat, x))
+    with pytest.raises(ValueError, match="unknown distortion"):
+        distortion_term("psnr", x_hat, x)
+
+
 def test_an_ms_ssim_run_records_its_distortion(data_dir, tmp_path):
     tiny = {**TINY, "crop": 192}
     cfg = TrainConfig(

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ..errors import CodecError
-from ..metrics import measurable, ms_ssim_term
+from ..metrics import distortion_term, measurable
 
 Quantizer = Callable[[Tensor], Tensor]
 
@@ -178,10 +178,7 @@ class MeanScaleObjective:
         if judge:
             x_hat = x_hat.clamp(0, 1).mul(255).round().div(255)
         x = self.x[..., :h, :w]
-        if self.distortion == "ms-ssim":
-            distortion = ms_ssim_term(x_hat, x).sum()
-        else:
-            distortion = 255**2 * (x_hat - x).square().mean()
+        distortion = distortion_term(self.distortion, x_hat, x).sum()
         return self.lmbda * distortion + bits / (h * w)
 
     def coded(self, latents: list[Tensor]) -> tuple[Tensor, Tensor | None]:

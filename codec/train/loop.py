@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..errors import CodecError
 from ..files import write_atomic
 from ..hardware import cpu_model, native_bf16
-from ..metrics import MS_SSIM_MIN_SIDE, ms_ssim_term
+from ..metrics import MS_SSIM_MIN_SIDE, distortion_term
 from ..net import build_model
 from ..net.msh_gain import remap_ladder
 from ..net.zoo import read_state
@@ -146,12 +146,7 @@ def rd_loss(
     bpp = bits / (h * w)
     mse = (out["x_hat"] - x).pow(2).reshape(b, -1).mean(1)
     lmbda = model.lmbda(rate)
-    if distortion == "mse":
-        per_crop = lmbda * 255**2 * mse + bpp
-    elif distortion == "ms-ssim":
-        per_crop = lmbda * ms_ssim_term(out["x_hat"], x) + bpp
-    else:
-        raise ValueError(f"unknown distortion {distortion!r}")
+    per_crop = lmbda * distortion_term(distortion, out["x_hat"], x) + bpp
     if balance:
         ref = math.exp(sum(math.log(v) for v in model.lambdas) / len(model.lambdas))
         per_crop = per_crop * (lmbda.detach() / ref) ** -balance
