@@ -15,6 +15,7 @@ between them under ``avif``.
 
     python -m benchmarks.rd --data DIR --out OUT [--codecs lcodec,jpeg,...] [--points N]
     python -m benchmarks.rd --from OUT/rd.json --out OUT2 [--anchor-codec webp]
+    python -m benchmarks.rd --from OUT/rd.json --from ONE_CODEC/rd.json --out OUT3
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .common.bdrate import bd_by_level, bd_per_image, bd_table, bd_versus, table
 from .common.cli import Parser, UsageError, floats, image_paths, require, run, warn
 from .common.curves import SUBJECT, Curve, live_curve
 from .common.images import image_name, load_rgb
-from .common.jsonutil import write_json
+from .common.jsonutil import finite_or_none, write_json
 from .common.metrics import MS_SSIM_MIN_SIDE, bpp, ms_ssim, ms_ssim_db, psnr
 
 PROG = "python -m benchmarks.rd"
@@ -70,9 +71,13 @@ def build_parser() -> Parser:
     p.add_argument(
         "--from",
         dest="from_report",
+        action="append",
+        default=[],
         metavar="RD.json",
         help="measure nothing: write the BD tables and plots again from an earlier run's "
-        "rd.json (another --anchor-codec, --bd-method or --anchors)",
+        "rd.json (another --anchor-codec, --bd-method or --anchors). Repeated, the codecs of "
+        "several runs on the same images in one report, with its merged rd.json and rd.csv; "
+        "a codec that more than one run measured comes from the last",
     )
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument(
@@ -122,7 +127,12 @@ def build_parser() -> Parser:
         help="BD interpolation (default: akima)",
     )
     p.add_argument("--device", default=None, help="lcodec device: auto, cpu or cuda")
-    p.add_argument("--weights", default=None, help="lcodec weights name or .safetensors path")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="weights name or .safetensors path of the codec lcodec (lcodec-ms-ssim is the "
+        "release --tune ms-ssim writes with)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads for lcodec")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -276,20 +286,16 @@ def _environment() -> dict:
 
 
 def write_csv(results: dict, path: Path) -> None:
-    """One row per codec, quality and image."""
+    """One row per codec, quality and image; a missing value (NaN, or null in rd.json) is an
+    empty field, whether the results were measured or read back."""
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         w.writeheader()
         for name, entry in results.items():
             for point in entry["points"]:
                 for r in point["images"]:
-                    w.writerow(
-                        {
-                            "codec": name,
-                            "quality": point["quality"],
-                            **{k: r[k] for k in CSV_FIELDS[2:]},
-                        }
-                    )
+                    row = {"codec": name, "quality": point["quality"]}
+                    w.writerow(finite_or_none({**row, **{k: r[k] for k in CSV_FIELDS[2:]}}))
 
 
 def run_sweeps(coders: dict, plan: dict, root: Path, paths: list[Path], progress: bool):
@@ -355,7 +361,7 @@ def _main(argv: Sequence[str] | None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    if "lcodec" in names and (args.device or "").startswith("cuda"):
+    if any(n.startswith("lcodec") for n in names) and (args.device or "").startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
@@ -364,8 +370,7 @@ def _main(argv: Sequence[str] | None) -> int:
     coders: dict[str, codecs_mod.Codec] = {}
     skipped: dict[str, str] = {}
     for n in names:
-        options = {"device": args.device, "weights": args.weights} if n == "lcodec" else {}
-        c = codecs_mod.create(n, **options)
+        c = codecs_mod.create(n, args.device, args.weights)
         try:
             c.check()
         except codecs_mod.CodecUnavailable as e:
@@ -460,31 +465,90 @@ def write_reports(
     return written
 
 
+def _read_report(name: str) -> dict:
+    path = Path(name)
+    if not path.is_file():
+        raise UsageError(f"report not found: {name}")
+    try:
+        report = json.loads(path.read_text())
+        if not (
+            isinstance(report["codecs"], dict)
+            and isinstance(report["images"], list)
+            and isinstance(report["data"], str)
+        ):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, OSError):
+        raise UsageError(f"not an rd.json of python -m benchmarks.rd: {name}") from None
+    return report
+
+
+def merge_reports(reports: list[tuple[str, dict]]) -> dict:
+    """One report of the codecs of runs on the same images, in a full run's order; a codec that
+    more than one run measured comes from the last. ``merged_from`` keeps which run gave which
+    codec, and where it ran."""
+    first_name, first = reports[0]
+    images = [(i["image"], i["width"], i["height"]) for i in first["images"]]
+    source: dict[str, int] = {}
+    for k, (name, report) in enumerate(reports):
+        if [(i["image"], i["width"], i["height"]) for i in report["images"]] != images:
+            raise UsageError(
+                f"{name} measured other images than {first_name}: their codecs cannot share a table"
+            )
+        source.update(dict.fromkeys(report["codecs"], k))
+    order = {n: i for i, n in enumerate(codecs_mod.available_names())}  # a full run's order
+    names = sorted(source, key=lambda n: order.get(n, len(order)))
+    codecs = {n: reports[source[n]][1]["codecs"][n] for n in names}
+    skipped: dict[str, str] = {}
+    for _, report in reports:
+        skipped.update(report.get("skipped", {}))
+    merged = {key: first[key] for key in ("data", "images", "metrics") if key in first}
+    merged["merged_from"] = [
+        {
+            "file": Path(name).name,
+            "data": report["data"],
+            "environment": report.get("environment"),
+            "codecs": [n for n in names if source[n] == i],
+        }
+        for i, (name, report) in enumerate(reports)
+    ]
+    merged["codecs"] = codecs
+    merged["skipped"] = {n: why for n, why in skipped.items() if n not in codecs}
+    merged["failed_points"] = [
+        f
+        for k, (_, report) in enumerate(reports)
+        for f in report.get("failed_points", [])
+        if source.get(f.get("codec")) == k
+    ]
+    return merged
+
+
 def _report_again(args) -> int:
-    """``--from``: the reports of an earlier run's rd.json, measuring nothing."""
+    """``--from``: the reports of earlier runs' rd.json, measuring nothing; several are merged
+    first (and the merged rd.json and rd.csv written too)."""
     given = [f"--{k}" for k in MEASURING if getattr(args, k) not in (None, [])]
     if given:
         raise UsageError(
             f"--from reports a finished run; leave out {', '.join(given)} (measuring only)"
         )
-    path = Path(args.from_report)
-    if not path.is_file():
-        raise UsageError(f"report not found: {args.from_report}")
-    try:
-        report = json.loads(path.read_text())
-        results = report["codecs"]
-        count = len(report["images"])
-        data_name = Path(report["data"]).name
-    except (ValueError, KeyError, TypeError, OSError):
-        raise UsageError(f"not an rd.json of python -m benchmarks.rd: {args.from_report}") from None
+    reports = [(name, _read_report(name)) for name in args.from_report]
+    report = reports[0][1] if len(reports) == 1 else merge_reports(reports)
+    results = report["codecs"]
     if not results:
-        raise UsageError(f"{args.from_report} holds no measured codec")
-    published = anchor_and_published(args, list(results), f"a codec of {path.name}")
+        raise UsageError(f"{', '.join(args.from_report)}: no measured codec")
+    what = "a codec of " + ", ".join(Path(n).name for n in args.from_report)
+    published = anchor_and_published(args, list(results), what)
     choice = avif_mod.choose(results, args.bd_method)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    title = _title(data_name, count)
-    written = write_reports(
+    written = []
+    if len(reports) > 1:
+        if choice:
+            report["avif"] = choice
+        write_json(report, out / "rd.json")
+        write_csv(results, out / "rd.csv")
+        written = ["rd.json", "rd.csv"]
+    title = _title(Path(report["data"]).name, len(report["images"]))
+    written += write_reports(
         results, choice, published, args.anchor_codec, args.bd_method, out, title
     )
     print(f"wrote {', '.join(str(out / w) for w in written)}")

@@ -69,7 +69,7 @@ def expected_codecs() -> list[str]:
     if importlib.util.find_spec("pillow_heif"):
         names.append("heic")
     if lcodec_available():
-        names.append("lcodec")
+        names += ["lcodec", "lcodec-ms-ssim"]
     return names
 
 
@@ -122,7 +122,7 @@ def test_rd_points_are_sound(rd_out):
                 assert r["enc_s"] > 0 and r["dec_s"] > 0
             assert math.isclose(p["bpp"], np.mean([r["bpp"] for r in p["images"]]))
             assert math.isclose(p["psnr"], np.mean([r["psnr"] for r in p["images"]]))
-        if name != "lcodec":  # classical codecs gain quality with bits at any size
+        if not name.startswith("lcodec"):  # classical codecs gain quality with bits at any size
             assert points[0]["psnr"] < points[1]["psnr"], name
 
 
@@ -141,6 +141,7 @@ def test_rd_csv_matches_json(rd_out):
     )
     assert int(row["bytes"]) == jpeg_hi["bytes"]
     assert math.isclose(float(row["psnr"]), jpeg_hi["psnr"])
+    assert row["ms_ssim"] == ""  # missing (the image is too small), as in rd.json's null
 
 
 def test_bd_table_has_live_and_published_rows(rd_out):
@@ -210,6 +211,77 @@ def test_rd_reports_again_from_its_json(rd_out, tmp_path):
     names = ["bd_rate.md", "rd_psnr.png", "rd_msssim.png"]
     for name in names + (["rd_by_psnr.png"] if lcodec_available() else []):
         assert (out / name).stat().st_size > 0
+
+
+def test_rd_measures_both_of_lcodecs_releases(rd_out):
+    if not lcodec_available():
+        pytest.skip("codec package without compress")
+    from codec.net.zoo import DEFAULT_MODEL, TUNED
+
+    codecs = json.loads((rd_out / "rd.json").read_text())["codecs"]
+    assert codecs["lcodec"]["settings"]["model"] == DEFAULT_MODEL
+    assert codecs["lcodec-ms-ssim"]["settings"]["model"] == TUNED["ms-ssim"]
+    assert codecs["lcodec-ms-ssim"]["points"] != codecs["lcodec"]["points"]
+
+
+def _split_report(rd_out, tmp_path, first: set[str]) -> tuple[dict, Path, Path]:
+    report = json.loads((rd_out / "rd.json").read_text())
+    paths = []
+    for name, keep in (("a", lambda n: n in first), ("b", lambda n: n not in first)):
+        part = {**report, "codecs": {n: e for n, e in report["codecs"].items() if keep(n)}}
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(part))
+    return report, *paths
+
+
+def test_rd_merges_the_codecs_of_runs_on_the_same_images(rd_out, tmp_path):
+    report, a, b = _split_report(rd_out, tmp_path, {"jpeg", "webp"})
+    out = tmp_path / "merged"
+    args = ["--from", str(a), "--from", str(b), "--out", str(out), "--anchors", str(DEFAULT_FILE)]
+    assert rd.main(args) == 0
+    merged = json.loads((out / "rd.json").read_text())
+    assert merged["codecs"] == report["codecs"] and merged["images"] == report["images"]
+    assert [m["codecs"] for m in merged["merged_from"]] == [
+        ["jpeg", "webp"],
+        [n for n in report["codecs"] if n not in ("jpeg", "webp")],
+    ]
+    assert list(merged["codecs"]) == list(report["codecs"])  # a full run's order
+    assert merged.get("avif") == report.get("avif")
+    assert json.loads((out / "bd_rate.json").read_text()) == json.loads(
+        (rd_out / "bd_rate.json").read_text()
+    )
+    assert (out / "rd.csv").read_text() == (rd_out / "rd.csv").read_text()
+
+
+def test_rd_merge_takes_a_codec_from_the_last_run_that_measured_it(rd_out, tmp_path):
+    report = json.loads((rd_out / "rd.json").read_text())
+    again = {**report, "codecs": {"jpeg": json.loads(json.dumps(report["codecs"]["jpeg"]))}}
+    for p in again["codecs"]["jpeg"]["points"]:
+        p["bpp"] *= 2
+    later = tmp_path / "later.json"
+    later.write_text(json.dumps(again))
+    out = tmp_path / "merged"
+    assert (
+        rd.main(["--from", str(rd_out / "rd.json"), "--from", str(later), "--out", str(out)]) == 0
+    )
+    merged = json.loads((out / "rd.json").read_text())
+    assert merged["codecs"]["jpeg"] == again["codecs"]["jpeg"]
+    assert merged["codecs"]["webp"] == report["codecs"]["webp"]
+    assert "jpeg" not in merged["merged_from"][0]["codecs"]
+    assert merged["merged_from"][1]["codecs"] == ["jpeg"]
+    rows = {r["codec"]: r for r in json.loads((out / "bd_rate.json").read_text())["rows"]}
+    assert rows["webp"]["bd_rate_psnr_percent"] < -40  # against a JPEG twice as large
+
+
+def test_rd_merge_refuses_runs_on_other_images(rd_out, tmp_path, capsys):
+    report, a, b = _split_report(rd_out, tmp_path, {"jpeg"})
+    other = json.loads(b.read_text())
+    other["images"] = other["images"][:1]
+    b.write_text(json.dumps(other))
+    assert rd.main(["--from", str(a), "--from", str(b), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "measured other images than" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "m" / "rd.json").exists()
 
 
 def test_rd_from_errors_are_one_line(rd_out, tmp_path, capsys):

@@ -109,6 +109,23 @@ class LCodec(Codec):
 
 
 @register
+class LCodecMSSSIM(LCodec):
+    """lcodec with the release tuned for MS-SSIM: what ``lcodec compress --tune ms-ssim``
+    writes with, so that the report shows both of lcodec's curves."""
+
+    name = "lcodec-ms-ssim"
+    label = "lcodec, tuned for MS-SSIM"
+
+    def __init__(self, device: str | None = None):
+        super().__init__(device)
+
+    def _extra(self) -> dict:
+        from codec.net.zoo import TUNED
+
+        return {"weights": TUNED["ms-ssim"]}
+
+
+@register
 class JPEG(Codec):
     """libjpeg through Pillow: 4:2:0 and Huffman-optimized, the way JPEGs are usually shipped."""
 
@@ -264,7 +281,10 @@ def available_names() -> list[str]:
     return list(REGISTRY)
 
 
-def create(name: str, **options) -> Codec:
-    """Instantiate a registered codec; only lcodec takes options (device, weights)."""
+def create(name: str, device: str | None = None, weights: str | None = None) -> Codec:
+    """Instantiate a registered codec. lcodec's adapters take the device; only ``lcodec``
+    takes weights, since ``lcodec-ms-ssim`` is the release tuned for MS-SSIM by definition."""
     cls = REGISTRY[name]
-    return cls(**options) if cls is LCodec else cls()
+    if cls is LCodec:
+        return cls(device, weights)
+    return cls(device) if issubclass(cls, LCodec) else cls()
