@@ -20,7 +20,7 @@ from pathlib import Path
 from .common.avif import compared
 from .common.bdrate import DEFINITION, bd_versus
 from .common.cli import Parser, UsageError, require, run
-from .common.curves import SUBJECT, live_curve
+from .common.curves import SUBJECT, live_curve, sibling
 from .common.jsonutil import write_json
 
 PROG = "python -m benchmarks.progress"
@@ -40,6 +40,7 @@ def _read_json(path: str, what: str) -> dict:
 def entry_from(rd: dict, manifest: dict) -> dict:
     """One history entry: the weights' training totals and lcodec's BD-rates in ``rd``."""
     codecs = compared(rd.get("codecs", {}), rd.get("avif"))  # the AVIF of rd's tables
+    codecs = {k: v for k, v in codecs.items() if not sibling(k)}
     if SUBJECT not in codecs:
         raise UsageError("rd.json has no lcodec curve")
     measured = codecs[SUBJECT].get("settings", {}).get("sha256")

@@ -397,12 +397,13 @@ def test_avif_choice_keeps_the_stronger_curve():
     assert compared["avif"]["label"] == "AVIF (speed 2, 4:4:4)"
 
 
-def test_progress_reads_the_kept_avif():
+def test_progress_reads_the_kept_avif_and_not_lcodecs_own_other_release():
     from benchmarks import progress
     from benchmarks.common import avif
 
     results = _avif_results(0.5)
     results["lcodec"] = _avif_entry("lcodec", {"sha256": "aa"}, 1.0)
+    results["lcodec-ms-ssim"] = _avif_entry("lcodec-ms-ssim", {"sha256": "bb"}, 0.8)
     rd_json = {"codecs": results, "avif": avif.choose(results)}
     manifest = {"sha256": "aa", "total_wall_s": 3600, "total_steps": 10}
     entry = progress.entry_from(rd_json, manifest)

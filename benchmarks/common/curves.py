@@ -27,6 +27,12 @@ class Curve:
 SUBJECT = "lcodec"
 
 
+def sibling(name: str) -> bool:
+    """Another of lcodec's own curves (``lcodec-ms-ssim``): shown beside lcodec, never a
+    competitor it is tracked against."""
+    return name.startswith(SUBJECT + "-")
+
+
 def live_curve(name: str, entry: dict) -> Curve:
     """A codec's mean points as a curve sorted by bpp; a missing value (null once written to
     JSON) reads as NaN."""
