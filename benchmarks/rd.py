@@ -42,7 +42,6 @@ from .common.jsonutil import finite_or_none, write_json
 from .common.metrics import MS_SSIM_MIN_SIDE, bpp, ms_ssim, ms_ssim_db, psnr
 
 PROG = "python -m benchmarks.rd"
-#: The codec the "versus" table is about: lcodec against each codec it competes with.
 CSV_FIELDS = (
     "codec",
     "quality",
@@ -285,17 +284,24 @@ def _environment() -> dict:
     return env
 
 
-def write_csv(results: dict, path: Path) -> None:
-    """One row per codec, quality and image; a missing value (NaN, or null in rd.json) is an
+def csv_rows(results: dict) -> list[dict]:
+    """One row per codec, quality and image; a non-finite value (null in rd.json) becomes an
     empty field, whether the results were measured or read back."""
+    return [
+        finite_or_none(
+            {"codec": name, "quality": point["quality"], **{k: r[k] for k in CSV_FIELDS[2:]}}
+        )
+        for name, entry in results.items()
+        for point in entry["points"]
+        for r in point["images"]
+    ]
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         w.writeheader()
-        for name, entry in results.items():
-            for point in entry["points"]:
-                for r in point["images"]:
-                    row = {"codec": name, "quality": point["quality"]}
-                    w.writerow(finite_or_none({**row, **{k: r[k] for k in CSV_FIELDS[2:]}}))
+        w.writerows(rows)
 
 
 def run_sweeps(coders: dict, plan: dict, root: Path, paths: list[Path], progress: bool):
@@ -353,6 +359,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if not args.data:
         raise UsageError("--data is required (or --from RD.json to report an earlier run)")
     names = parse_codecs(args.codecs or ",".join(codecs_mod.available_names()))
+    if args.weights and "lcodec" not in names:
+        raise UsageError(
+            "--weights chooses the weights of the codec lcodec, which --codecs leaves out"
+        )
     plan = quality_plan(names, args.qualities, args.points)
     root, paths = image_paths(args.data, args.limit)
     images = [{"image": image_name(p, root), **_size(p)} for p in paths]
@@ -426,7 +436,7 @@ def _main(argv: Sequence[str] | None) -> int:
             "methods": [c.key for c in published],
         }
     write_json(report, out / "rd.json")
-    write_csv(results, out / "rd.csv")
+    write_csv(csv_rows(results), out / "rd.csv")
     title = _title(Path(args.data).resolve().name, len(paths))
     written = write_reports(
         results, choice, published, args.anchor_codec, args.bd_method, out, title
@@ -484,8 +494,8 @@ def _read_report(name: str) -> dict:
 
 def merge_reports(reports: list[tuple[str, dict]]) -> dict:
     """One report of the codecs of runs on the same images, in a full run's order; a codec that
-    more than one run measured comes from the last. ``merged_from`` keeps which run gave which
-    codec, and where it ran."""
+    more than one run measured comes from the last. ``merged_from`` keeps which run measured
+    which codec, and where it ran (through a merged input to the runs it was merged from)."""
     first_name, first = reports[0]
     images = [(i["image"], i["width"], i["height"]) for i in first["images"]]
     source: dict[str, int] = {}
@@ -494,25 +504,30 @@ def merge_reports(reports: list[tuple[str, dict]]) -> dict:
             raise UsageError(
                 f"{name} measured other images than {first_name}: their codecs cannot share a table"
             )
+        for codec in report.get("skipped", {}):
+            if codec in source:  # an older curve would stand in for the one that failed
+                raise UsageError(
+                    f"{name} has no {codec} curve ({report['skipped'][codec]}), "
+                    f"{reports[source[codec]][0]} has an older one: leave {codec} out of one run"
+                )
         source.update(dict.fromkeys(report["codecs"], k))
     order = {n: i for i, n in enumerate(codecs_mod.available_names())}  # a full run's order
     names = sorted(source, key=lambda n: order.get(n, len(order)))
-    codecs = {n: reports[source[n]][1]["codecs"][n] for n in names}
-    skipped: dict[str, str] = {}
-    for _, report in reports:
-        skipped.update(report.get("skipped", {}))
     merged = {key: first[key] for key in ("data", "images", "metrics") if key in first}
-    merged["merged_from"] = [
-        {
-            "file": Path(name).name,
-            "data": report["data"],
-            "environment": report.get("environment"),
-            "codecs": [n for n in names if source[n] == i],
-        }
-        for i, (name, report) in enumerate(reports)
-    ]
-    merged["codecs"] = codecs
-    merged["skipped"] = {n: why for n, why in skipped.items() if n not in codecs}
+    merged["merged_from"] = []
+    for k, (name, report) in enumerate(reports):
+        taken = [n for n in names if source[n] == k]
+        runs = report.get("merged_from") or [
+            {"file": name, "data": report["data"], "environment": report.get("environment")}
+        ]
+        for entry in runs:
+            codecs = [n for n in entry.get("codecs", taken) if n in taken]
+            if codecs:
+                merged["merged_from"].append({**entry, "codecs": codecs})
+    merged["codecs"] = {n: reports[source[n]][1]["codecs"][n] for n in names}
+    merged["skipped"] = {
+        n: why for _, r in reports for n, why in r.get("skipped", {}).items() if n not in source
+    }
     merged["failed_points"] = [
         f
         for k, (_, report) in enumerate(reports)
@@ -531,21 +546,33 @@ def _report_again(args) -> int:
             f"--from reports a finished run; leave out {', '.join(given)} (measuring only)"
         )
     reports = [(name, _read_report(name)) for name in args.from_report]
-    report = reports[0][1] if len(reports) == 1 else merge_reports(reports)
+    merging = len(reports) > 1
+    try:
+        report = merge_reports(reports) if merging else reports[0][1]
+        rows = csv_rows(report["codecs"]) if merging else []
+    except (KeyError, TypeError, AttributeError):
+        raise UsageError(
+            f"not an rd.json of python -m benchmarks.rd: {', '.join(args.from_report)}"
+        ) from None
     results = report["codecs"]
     if not results:
         raise UsageError(f"{', '.join(args.from_report)}: no measured codec")
-    what = "a codec of " + ", ".join(Path(n).name for n in args.from_report)
+    what = "a codec of " + ", ".join(args.from_report)
     published = anchor_and_published(args, list(results), what)
     choice = avif_mod.choose(results, args.bd_method)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    if len(reports) > 1:
+    if merging:
         if choice:
             report["avif"] = choice
+        if published:
+            report["published"] = {
+                "file": Path(args.anchors).name,
+                "methods": [c.key for c in published],
+            }
         write_json(report, out / "rd.json")
-        write_csv(results, out / "rd.csv")
+        write_csv(rows, out / "rd.csv")
         written = ["rd.json", "rd.csv"]
     title = _title(Path(report["data"]).name, len(report["images"]))
     written += write_reports(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Measures the default release of the weights on a folder of held-out photos and writes
-# benchmarks/results/:
+# Measures the default release of the weights (and, in the RD curves, the release tuned for
+# MS-SSIM) on a folder of held-out photos and writes benchmarks/results/:
 # RD curves and BD-rates against the classical codecs, the BD-rates' history by training time
 # (progress.json, progress.png), CPU speed (with glibc defaults and with the
 # command line's allocator setting), determinism, CLI round trips.

@@ -221,7 +221,8 @@ def test_rd_measures_both_of_lcodecs_releases(rd_out):
     codecs = json.loads((rd_out / "rd.json").read_text())["codecs"]
     assert codecs["lcodec"]["settings"]["model"] == DEFAULT_MODEL
     assert codecs["lcodec-ms-ssim"]["settings"]["model"] == TUNED["ms-ssim"]
-    assert codecs["lcodec-ms-ssim"]["points"] != codecs["lcodec"]["points"]
+    sizes = {n: [r["bytes"] for p in codecs[n]["points"] for r in p["images"]] for n in codecs}
+    assert sizes["lcodec-ms-ssim"] != sizes["lcodec"]  # other weights, other files
 
 
 def _split_report(rd_out, tmp_path, first: set[str]) -> tuple[dict, Path, Path]:
@@ -273,6 +274,46 @@ def test_rd_merge_takes_a_codec_from_the_last_run_that_measured_it(rd_out, tmp_p
     assert rows["webp"]["bd_rate_psnr_percent"] < -40  # against a JPEG twice as large
 
 
+def test_rd_merge_keeps_each_codecs_failures_and_runs(rd_out, tmp_path):
+    report, a, b = _split_report(rd_out, tmp_path, {"jpeg", "webp"})
+    first = json.loads(a.read_text())
+    first["failed_points"] = [{"codec": "jpeg", "quality": 5, "error": "old"}]
+    first["skipped"] = {"bpg": "no plugin"}
+    a.write_text(json.dumps(first))
+    later = {**report, "codecs": {"jpeg": report["codecs"]["jpeg"]}, "failed_points": []}
+    later["environment"] = {"machine": "elsewhere"}
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps(later))
+    out = tmp_path / "m1"
+    assert rd.main(["--from", str(a), "--from", str(b), "--out", str(out)]) == 0
+    merged = json.loads((out / "rd.json").read_text())
+    assert merged["failed_points"] == first["failed_points"]
+    assert merged["skipped"] == {"bpg": "no plugin"}
+    # a merged report merged again still says which run measured what
+    out2 = tmp_path / "m2"
+    assert rd.main(["--from", str(out / "rd.json"), "--from", str(c), "--out", str(out2)]) == 0
+    again = json.loads((out2 / "rd.json").read_text())
+    assert again["failed_points"] == []  # jpeg now comes from a run without that failure
+    assert [(m["file"], m["codecs"]) for m in again["merged_from"]] == [
+        (str(a), ["webp"]),
+        (str(b), [n for n in report["codecs"] if n not in ("jpeg", "webp")]),
+        (str(c), ["jpeg"]),
+    ]
+    assert again["merged_from"][2]["environment"] == {"machine": "elsewhere"}
+
+
+def test_rd_merge_refuses_to_let_an_old_curve_stand_in_for_a_failed_one(rd_out, tmp_path, capsys):
+    report = json.loads((rd_out / "rd.json").read_text())
+    failed = {**report, "codecs": {}, "skipped": {"jpeg": "RuntimeError: broken"}}
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(failed))
+    assert (
+        rd.main(["--from", str(rd_out / "rd.json"), "--from", str(b), "--out", str(tmp_path)]) == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert "has no jpeg curve (RuntimeError: broken)" in err and len(err.splitlines()) == 1
+
+
 def test_rd_merge_refuses_runs_on_other_images(rd_out, tmp_path, capsys):
     report, a, b = _split_report(rd_out, tmp_path, {"jpeg"})
     other = json.loads(b.read_text())
@@ -296,9 +337,13 @@ def test_rd_from_errors_are_one_line(rd_out, tmp_path, capsys):
         ),
         (
             ["--from", str(rd_out / "rd.json"), "--out", str(tmp_path), "--anchor-codec", "bpg"],
-            "neither a codec of rd.json",
+            "neither a codec of",
         ),
         (["--out", str(tmp_path)], "--data is required"),
+        (
+            ["--data", str(tmp_path), "--out", str(tmp_path), "--codecs", "jpeg", "--weights", "x"],
+            "--weights chooses the weights of the codec lcodec",
+        ),
     ]
     for args, message in cases:
         assert rd.main(args) == 2

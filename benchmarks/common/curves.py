@@ -28,8 +28,8 @@ SUBJECT = "lcodec"
 
 
 def sibling(name: str) -> bool:
-    """Another of lcodec's own curves (``lcodec-ms-ssim``): shown beside lcodec, never a
-    competitor it is tracked against."""
+    """Another of lcodec's own curves (``lcodec-ms-ssim``): in the report's tables beside the
+    competitors, but not among the codecs whose BD-rates ``progress`` tracks over training."""
     return name.startswith(SUBJECT + "-")
 
 
