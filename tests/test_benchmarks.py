@@ -225,6 +225,16 @@ def test_rd_measures_both_of_lcodecs_releases(rd_out):
     assert sizes["lcodec-ms-ssim"] != sizes["lcodec"]  # other weights, other files
 
 
+def test_rd_of_lcodec_alone_writes_its_tables(data_dir, tmp_path, torch_one_thread):
+    if not lcodec_available():
+        pytest.skip("codec package without compress")
+    args = ["--data", str(data_dir), "--out", str(tmp_path), "--codecs", "lcodec"]
+    assert rd.main(args + ["--points", "2", "--no-progress"]) == 0
+    table = json.loads((tmp_path / "bd_rate.json").read_text())
+    assert table["anchor"] == "lcodec" and table["versus"]["rows"] == []
+    assert "# BD-rate against lcodec" in (tmp_path / "bd_rate.md").read_text()
+
+
 def _split_report(rd_out, tmp_path, first: set[str]) -> tuple[dict, Path, Path]:
     report = json.loads((rd_out / "rd.json").read_text())
     paths = []

@@ -268,7 +268,7 @@ def table_markdown(
         ]
     if versus is not None and by_level and by_level["levels"] and by_level["rows"]:
         lines += ["", *_by_level_markdown(by_level)]
-    if versus is not None and per_image and per_image["images"]:
+    if versus is not None and per_image and per_image["images"] and per_image["labels"]:
         lines += ["", *_per_image_markdown(per_image, versus["subject_label"])]
     return "\n".join(lines) + "\n"
 
