@@ -272,7 +272,10 @@ def summarize(quality: float, per_image: list[dict]) -> dict:
 def _environment() -> dict:
     import PIL
 
+    from codec.hardware import cpu_model
+
     env = {
+        "cpu": cpu_model(),
         "python": platform.python_version(),
         "pillow": PIL.__version__,
         "numpy": np.__version__,

@@ -105,6 +105,7 @@ def test_rd_writes_every_output(rd_out):
 def test_rd_points_are_sound(rd_out):
     report = json.loads((rd_out / "rd.json").read_text())
     assert sorted(report["codecs"]) == sorted(expected_codecs()), report["skipped"]
+    assert report["environment"]["cpu"]  # every figure names the CPU that measured it
     assert [i["image"] for i in report["images"]] == list(SIZES)
     for name, entry in report["codecs"].items():
         points = entry["points"]
