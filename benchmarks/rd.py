@@ -431,21 +431,30 @@ def _main(argv: Sequence[str] | None) -> int:
         "failed_points": [{"codec": n, "quality": q, "error": m} for (n, q), m in failed.items()],
     }
     choice = avif_mod.choose(results, args.bd_method)
-    if choice:
-        report["avif"] = choice
-    if published:
-        report["published"] = {
-            "file": Path(args.anchors).name,
-            "methods": [c.key for c in published],
-        }
-    write_json(report, out / "rd.json")
-    write_csv(csv_rows(results), out / "rd.csv")
+    write_measurements(report, csv_rows(results), choice, published, args.anchors, out)
     title = _title(Path(args.data).resolve().name, len(paths))
     written = write_reports(
         results, choice, published, args.anchor_codec, args.bd_method, out, title
     )
     print(f"wrote {out / 'rd.json'}, rd.csv, {', '.join(written)}")
     return 0
+
+
+def write_measurements(
+    report: dict,
+    rows: list[dict],
+    choice: dict | None,
+    published: list[Curve],
+    anchors: str | None,
+    out: Path,
+) -> None:
+    """rd.json, with the AVIF the tables keep and the published curves they draw, and rd.csv."""
+    if choice:
+        report["avif"] = choice
+    if published:
+        report["published"] = {"file": Path(anchors).name, "methods": [c.key for c in published]}
+    write_json(report, out / "rd.json")
+    write_csv(rows, out / "rd.csv")
 
 
 def _title(data_name: str, count: int) -> str:
@@ -567,15 +576,7 @@ def _report_again(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if merging:
-        if choice:
-            report["avif"] = choice
-        if published:
-            report["published"] = {
-                "file": Path(args.anchors).name,
-                "methods": [c.key for c in published],
-            }
-        write_json(report, out / "rd.json")
-        write_csv(rows, out / "rd.csv")
+        write_measurements(report, rows, choice, published, args.anchors, out)
         written = ["rd.json", "rd.csv"]
     title = _title(Path(report["data"]).name, len(report["images"]))
     written += write_reports(
