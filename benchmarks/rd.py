@@ -36,7 +36,7 @@ from .common import avif as avif_mod
 from .common import codecs as codecs_mod
 from .common.bdrate import bd_by_level, bd_per_image, bd_table, bd_versus, table_markdown
 from .common.cli import Parser, UsageError, floats, image_paths, require, run, warn
-from .common.curves import SUBJECT, Curve, live_curve
+from .common.curves import SUBJECT, Curve, live_curve, sibling
 from .common.images import image_name, load_rgb
 from .common.jsonutil import finite_or_none, write_json
 from .common.metrics import MS_SSIM_MIN_SIDE, bpp, ms_ssim, ms_ssim_db, psnr
@@ -374,7 +374,7 @@ def _main(argv: Sequence[str] | None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    if any(n.startswith("lcodec") for n in names) and (args.device or "").startswith("cuda"):
+    if any(n == SUBJECT or sibling(n) for n in names) and (args.device or "").startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
@@ -508,11 +508,14 @@ def merge_reports(reports: list[tuple[str, dict]]) -> dict:
     """One report of the codecs of runs on the same images, in a full run's order; a codec that
     more than one run measured comes from the last. ``merged_from`` keeps which run measured
     which codec, and where it ran (through a merged input to the runs it was merged from)."""
+
+    def sizes(report: dict) -> list[tuple]:
+        return [(i["image"], i["width"], i["height"]) for i in report["images"]]
+
     first_name, first = reports[0]
-    images = [(i["image"], i["width"], i["height"]) for i in first["images"]]
     source: dict[str, int] = {}
     for k, (name, report) in enumerate(reports):
-        if [(i["image"], i["width"], i["height"]) for i in report["images"]] != images:
+        if sizes(report) != sizes(first):
             raise UsageError(
                 f"{name} measured other images than {first_name}: their codecs cannot share a table"
             )

@@ -116,9 +116,6 @@ class LCodecMSSSIM(LCodec):
     name = "lcodec-ms-ssim"
     label = "lcodec, tuned for MS-SSIM"
 
-    def __init__(self, device: str | None = None):
-        super().__init__(device)
-
     def _extra(self) -> dict:
         from codec.net.zoo import TUNED
 
