@@ -513,9 +513,10 @@ def merge_reports(reports: list[tuple[str, dict]]) -> dict:
         return [(i["image"], i["width"], i["height"]) for i in report["images"]]
 
     first_name, first = reports[0]
+    images = sizes(first)
     source: dict[str, int] = {}
     for k, (name, report) in enumerate(reports):
-        if sizes(report) != sizes(first):
+        if sizes(report) != images:
             raise UsageError(
                 f"{name} measured other images than {first_name}: their codecs cannot share a table"
             )
