@@ -52,8 +52,9 @@ def bpp(nbytes: int, pixels: int) -> float:
 #: along an MSE release's RD curve (docs/TRAINING.md), so that each rung of the MSE ladder keeps
 #: about its rate.
 MS_SSIM_WEIGHT = 1600.0
-#: The distortions a release can be tuned for (its manifest's ``distortion``).
-DISTORTIONS = ("mse", "ms-ssim")
+#: The distortions a release can be tuned for (its manifest's ``distortion``): ``mse+ms-ssim``
+#: is the mean of the other two on their common scale, one release meant to score well on both.
+DISTORTIONS = ("mse", "ms-ssim", "mse+ms-ssim")
 
 
 def ms_ssim_term(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -72,9 +73,15 @@ def distortion_term(distortion: str, x_hat: torch.Tensor, x: torch.Tensor) -> to
     (255^2 * MSE): what training and the effort search minimise for a release."""
     if distortion == "ms-ssim":
         return ms_ssim_term(x_hat, x)
-    if distortion == "mse":
-        return 255**2 * (x_hat - x).square().flatten(1).mean(1)
-    raise ValueError(f"unknown distortion {distortion!r}")
+    if distortion not in DISTORTIONS:
+        raise ValueError(f"unknown distortion {distortion!r}")
+    mse = 255**2 * (x_hat - x).square().flatten(1).mean(1)
+    return mse if distortion == "mse" else (mse + ms_ssim_term(x_hat, x)) / 2
+
+
+def uses_ms_ssim(distortion: str) -> bool:
+    """Whether judging by ``distortion`` needs five-scale MS-SSIM (and so a side above 160)."""
+    return distortion in ("ms-ssim", "mse+ms-ssim")
 
 
 def measurable(distortion: str, height: int, width: int) -> str:
@@ -83,7 +90,7 @@ def measurable(distortion: str, height: int, width: int) -> str:
     if distortion not in DISTORTIONS:
         raise ValueError(f"unknown distortion {distortion!r}")
     small = min(height, width) <= MS_SSIM_MIN_SIDE
-    return "mse" if distortion == "ms-ssim" and small else distortion
+    return "mse" if uses_ms_ssim(distortion) and small else distortion
 
 
 def file_rd_loss(
@@ -94,13 +101,18 @@ def file_rd_loss(
     distortion: str = "mse",
 ) -> float:
     """λ·255²·MSE + bpp (or λ·MS_SSIM_WEIGHT·(1 − MS-SSIM) + bpp, for a release tuned for
-    MS-SSIM) of a real file: the training objective, measured on what users get (the trainer's
-    own ``rd_loss`` is the same objective on likelihoods, codec/train/loop.py)."""
+    MS-SSIM, or λ times the mean of the two distortions + bpp) of a real file: the training
+    objective, measured on what users get (the trainer's own ``rd_loss`` is the same objective
+    on likelihoods, codec/train/loop.py)."""
     rate = bpp(nbytes, original.shape[0] * original.shape[1])
-    if measurable(distortion, *original.shape[:2]) == "ms-ssim":
+    judged = measurable(distortion, *original.shape[:2])
+    if judged == "ms-ssim":
         return lmbda * MS_SSIM_WEIGHT * (1 - ms_ssim(original, reconstruction)) + rate
     mse = squared_error(original, reconstruction) / original.size / 255**2
-    return lmbda * 255**2 * mse + rate
+    if judged == "mse":
+        return lmbda * 255**2 * mse + rate
+    structure = MS_SSIM_WEIGHT * (1 - ms_ssim(original, reconstruction))
+    return lmbda * (255**2 * mse + structure) / 2 + rate
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray, rows: int = 256) -> float:

@@ -273,6 +273,8 @@ def test_the_distortion_term_is_per_image_for_each_distortion():
     per_image = [255**2 * float((x_hat[i] - x[i]).square().mean()) for i in range(2)]
     assert mse.tolist() == pytest.approx(per_image, rel=1e-5) and mse[1] > mse[0]
     assert torch.equal(distortion_term("ms-ssim", x_hat, x), ms_ssim_term(x_hat, x))
+    both = distortion_term("mse+ms-ssim", x_hat, x)
+    assert torch.allclose(both, (mse + ms_ssim_term(x_hat, x)) / 2)
     with pytest.raises(ValueError, match="unknown distortion"):
         distortion_term("psnr", x_hat, x)
 
@@ -297,6 +299,7 @@ def test_an_ms_ssim_run_records_its_distortion(data_dir, tmp_path):
         (["--crop", "100"], "--crop 100: use a multiple of 64"),
         (["--crop", "0"], "--crop 0: use a multiple of 64"),
         (["--distortion", "ms-ssim", "--crop", "128"], "needs --crop above 160"),
+        (["--distortion", "mse+ms-ssim", "--crop", "128"], "mse+ms-ssim needs --crop above 160"),
     ],
 )
 def test_a_crop_the_loss_cannot_use_is_a_one_line_error(data_dir, tmp_path, args, message):

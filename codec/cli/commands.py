@@ -457,7 +457,8 @@ def models(as_json):
     for r in rows:
         mark = "*" if r["default"] else " "
         size = f"{r['bytes'] / 1e6:.1f} MB"
-        tuned = "  tuned for MS-SSIM" if r["tuned_for"] == "ms-ssim" else ""
+        tuned = {"ms-ssim": "  tuned for MS-SSIM", "mse+ms-ssim": "  tuned for PSNR and MS-SSIM"}
+        tuned = tuned.get(r["tuned_for"], "")
         if r["tune"] and not r["default"]:  # the default needs no option
             tuned += f" (--tune {r['tune']})"
         click.echo(f"{mark} {r['name']:<26} {r['architecture']:<10} {r['date']}  {size:>8}{tuned}")

@@ -40,7 +40,7 @@ from torch import Tensor
 from ..errors import CodecError
 from ..hardware import native_bf16
 from ..malloc import release_freed_memory
-from ..metrics import MS_SSIM_MIN_SIDE
+from ..metrics import MS_SSIM_MIN_SIDE, uses_ms_ssim
 from ..net.tiling import DOWN, spans
 from . import sga
 from .sga import Objective, hard_round, objective_for, temperature
@@ -392,7 +392,7 @@ def _judgeable_start(start: int, end: int, side: int, distortion: str) -> int:
     """A window's first row (or column), moved back in steps of ``HYPER`` until MS-SSIM can
     judge what the window holds of the image: an edge tile with 160 valid pixels or fewer
     would otherwise be searched by MSE while its file is judged by MS-SSIM."""
-    if distortion != "ms-ssim" or side <= MS_SSIM_MIN_SIDE:
+    if not uses_ms_ssim(distortion) or side <= MS_SSIM_MIN_SIDE:
         return start
     latest = (min(end, side) - MS_SSIM_MIN_SIDE - 1) // HYPER * HYPER
     return max(0, min(start, latest))

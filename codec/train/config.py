@@ -167,8 +167,9 @@ class TrainConfig:
     distortion: str = field(
         default="mse",
         metadata=option(
-            "What the weights learn to keep: mse (PSNR) or ms-ssim (structure; weights to offer "
-            "as a model tuned for MS-SSIM, not as the default).",
+            "What the weights learn to keep: mse (PSNR), ms-ssim (structure; weights to offer "
+            "as a model tuned for MS-SSIM, not as the default) or mse+ms-ssim (the mean of "
+            "the two).",
             type=click.Choice(DISTORTIONS),
             show_default=True,
         ),

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..errors import CodecError
 from ..files import write_atomic
 from ..hardware import cpu_model, native_bf16
-from ..metrics import MS_SSIM_MIN_SIDE, distortion_term
+from ..metrics import MS_SSIM_MIN_SIDE, distortion_term, uses_ms_ssim
 from ..net import build_model
 from ..net.msh_gain import remap_ladder
 from ..net.zoo import read_state
@@ -334,9 +334,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         raise CodecError(
             f"--crop {cfg.crop}: use a multiple of 64 (the transforms halve it 6 times)"
         )
-    if cfg.distortion == "ms-ssim" and cfg.crop <= MS_SSIM_MIN_SIDE:
+    if uses_ms_ssim(cfg.distortion) and cfg.crop <= MS_SSIM_MIN_SIDE:
         raise CodecError(
-            f"--distortion ms-ssim needs --crop above {MS_SSIM_MIN_SIDE} (five scales)"
+            f"--distortion {cfg.distortion} needs --crop above {MS_SSIM_MIN_SIDE} (five scales)"
         )
     rank, world, device = _setup_distributed(cfg)
     if cfg.threads:
