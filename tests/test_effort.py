@@ -618,17 +618,23 @@ def test_an_effort_encode_does_not_import_torch_dynamo():
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("tune", ["psnr", "ms-ssim"])
-def test_effort_minimises_the_distortion_its_release_was_tuned_for(tune, monkeypatch):
-    """A release trained for MS-SSIM is searched and judged by MS-SSIM, as it was trained: the
-    search's loss and the guard's true loss are the release's own, and the file it keeps beats
-    the plain one by that loss."""
+@pytest.mark.parametrize(
+    "name,distortion",
+    [
+        ("lcodec-elic-2026-12e", "mse"),
+        ("lcodec-elic-ssim-2026-12e", "ms-ssim"),
+        ("lcodec-elic-2026-12f", "mse+ms-ssim"),
+    ],
+)
+def test_effort_minimises_the_distortion_its_release_was_tuned_for(name, distortion, monkeypatch):
+    """A release trained for MS-SSIM (or for both) is searched and judged by what it was trained
+    on: the search's loss and the guard's true loss are the release's own, and the file it keeps
+    beats the plain one by that loss."""
     from codec.encoder import analysis
-    from codec.net.zoo import TUNED
+    from codec.net.zoo import find_weights
 
     img = _centre(192)  # MS-SSIM needs both sides over 160 pixels
-    name = TUNED[tune]
-    distortion = "mse" if tune == "psnr" else tune
+    assert find_weights(name).distortion == distortion
     searched, judged = [], []
     real = effort_mod.objective_for
 
@@ -662,20 +668,28 @@ def test_ms_ssim_falls_back_to_mse_where_an_image_is_too_small_for_it():
     assert measurable("ms-ssim", side + 1, 4 * side) == "ms-ssim"
     assert measurable("ms-ssim", 4 * side, side) == "mse"
     assert measurable("mse", 4 * side, 4 * side) == "mse"
+    assert measurable("mse+ms-ssim", side + 1, side + 1) == "mse+ms-ssim"
+    assert measurable("mse+ms-ssim", side, 4 * side) == "mse"
     with pytest.raises(ValueError, match="unknown distortion"):
         measurable("ssim", 500, 500)
     img = _centre(96)
     enc = codec.encode(img, 50, model="lcodec-elic-ssim-2026-12a")
     mse = rd_loss(img, enc.reconstruction, len(enc.data), 0.01)
     assert rd_loss(img, enc.reconstruction, len(enc.data), 0.01, "ms-ssim") == mse
+    assert rd_loss(img, enc.reconstruction, len(enc.data), 0.01, "mse+ms-ssim") == mse
     big = _centre(192)
     enc = codec.encode(big, 50, model="lcodec-elic-ssim-2026-12a")
     ms = rd_loss(big, enc.reconstruction, len(enc.data), 0.01, "ms-ssim")
     assert ms != rd_loss(big, enc.reconstruction, len(enc.data), 0.01)
     # the same bits either way: the difference is the distortion alone
+    rate = 8 * len(enc.data) / big.shape[0] / big.shape[1]
     assert ms - 0.01 * 1600 * (1 - codec.metrics.ms_ssim(big, enc.reconstruction)) == (
-        pytest.approx(8 * len(enc.data) / big.shape[0] / big.shape[1])
+        pytest.approx(rate)
     )
+    # the mean of the two distortions, at the same rate
+    mse = rd_loss(big, enc.reconstruction, len(enc.data), 0.01)
+    both = rd_loss(big, enc.reconstruction, len(enc.data), 0.01, "mse+ms-ssim")
+    assert both - rate == pytest.approx((ms - rate + mse - rate) / 2)
 
 
 def test_an_edge_tile_of_an_ms_ssim_search_keeps_enough_image_to_be_judged_by_it():
@@ -700,6 +714,8 @@ def test_an_edge_tile_of_an_ms_ssim_search_keeps_enough_image_to_be_judged_by_it
     rows = masks[0][0, 0].sum(1)
     assert int((rows > 0).sum()) == (384 - 320) // 16 and int(rows[-1]) > 0
     assert ys[2].start * 16 == 352 - ms.height
+    both, *_ = problem("mse+ms-ssim")
+    assert both.distortion == "mse+ms-ssim" and both.height == ms.height
     small, *_ = problem("ms-ssim", img[:, :160])
     assert small.distortion == "mse"
 

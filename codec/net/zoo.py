@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 #: The release new files are written with; older releases stay installed for decoding.
-DEFAULT_MODEL = "lcodec-elic-2026-12e"
+DEFAULT_MODEL = "lcodec-elic-2026-12f"
 #: The release each ``--tune`` writes with: the metric a user wants the file to score well on.
-TUNED = {"psnr": DEFAULT_MODEL, "ms-ssim": "lcodec-elic-ssim-2026-12d"}
+TUNED = {"psnr": DEFAULT_MODEL, "ms-ssim": "lcodec-elic-ssim-2026-12e"}
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,8 @@ class Weights:
 
     @property
     def distortion(self) -> str:
-        """What the release was trained to minimise besides bits: ``mse`` or ``ms-ssim``
-        (releases older than the field are MSE)."""
+        """What the release was trained to minimise besides bits: ``mse``, ``ms-ssim`` or their
+        mean, ``mse+ms-ssim`` (releases older than the field are MSE)."""
         from ..metrics import DISTORTIONS
 
         distortion = self.manifest.get("distortion", "mse")
