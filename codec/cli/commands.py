@@ -422,6 +422,10 @@ def info(file, as_json):
     click.echo(f"  bpp          {meta['bpp']:.4f}")
 
 
+#: How ``lcodec models`` marks a release by its manifest's ``distortion`` (MSE needs no mark).
+TUNED_LABELS = {"ms-ssim": "  tuned for MS-SSIM", "mse+ms-ssim": "  tuned for PSNR and MS-SSIM"}
+
+
 @main.command(short_help="List the installed model releases.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def models(as_json):
@@ -457,8 +461,7 @@ def models(as_json):
     for r in rows:
         mark = "*" if r["default"] else " "
         size = f"{r['bytes'] / 1e6:.1f} MB"
-        tuned = {"ms-ssim": "  tuned for MS-SSIM", "mse+ms-ssim": "  tuned for PSNR and MS-SSIM"}
-        tuned = tuned.get(r["tuned_for"], "")
+        tuned = TUNED_LABELS.get(r["tuned_for"], "")
         if r["tune"] and not r["default"]:  # the default needs no option
             tuned += f" (--tune {r['tune']})"
         click.echo(f"{mark} {r['name']:<26} {r['architecture']:<10} {r['date']}  {size:>8}{tuned}")
