@@ -7,6 +7,7 @@ and shared by every encode and decode in the process.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ class LoadedModel:
     precision: str = DEFAULT_PRECISION
 
 
-_cache: dict[tuple[str, str, str], LoadedModel] = {}
+_cache: dict[tuple[str, str, str, str], LoadedModel] = {}
 _cache_lock = threading.Lock()
 
 
@@ -77,7 +78,10 @@ def load_model(
     w = weights if isinstance(weights, Weights) else find_weights(weights)
     dev = resolve_device(device)
     precision = resolve_precision(precision)
-    key = (str(w.path.resolve()), str(dev), precision)
+    # The manifest is part of the key: a link to a release's tensors beside another manifest,
+    # or a file rewritten in place, is other weights.
+    manifest = json.dumps(w.manifest, sort_keys=True)
+    key = (str(w.path.resolve()), manifest, str(dev), precision)
     with _cache_lock:
         if key not in _cache:
             model = load_network(w, dev)

@@ -1,6 +1,7 @@
 """The library on the shipped weights: round trips, exactness, errors."""
 
 import io
+import json
 import struct
 import subprocess
 import sys
@@ -81,6 +82,20 @@ def test_model_is_cached_and_reachable():
     from compressai.models import MeanScaleHyperprior
 
     assert isinstance(a.model, MeanScaleHyperprior)
+
+
+def test_model_cache_tells_a_linked_release_with_another_manifest_apart(tmp_path):
+    """The cached network carries its manifest: a link to a release's tensors beside a manifest
+    that names other weights must not come back as the release."""
+    release = codec.load_model(device="cpu")
+    path = tmp_path / "mine.safetensors"
+    path.symlink_to(release.weights.path)
+    manifest = {**release.weights.manifest, "name": "mine"}
+    path.with_suffix(".json").write_text(json.dumps(manifest))
+    mine = codec.load_model(str(path), device="cpu")
+    assert mine is not release and mine.weights.model_id == "mine"
+    assert codec.load_model(str(path), device="cpu") is mine
+    assert codec.load_model(device="cpu") is release
 
 
 def _resign(c) -> bytes:
