@@ -610,7 +610,9 @@ def _main(argv: Sequence[str] | None) -> int:
             "negative means fewer bits than effort 1 for the same PSNR",
             "rd_loss": "lambda(rate) * 255^2 * MSE + bpp of the real file (8-bit pixels); "
             f"for a release tuned for MS-SSIM lambda(rate) * {MS_SSIM_WEIGHT:g} * "
-            f"(1 - MS-SSIM) + bpp (MSE where a side is {MS_SSIM_MIN_SIDE} px or less)",
+            "(1 - MS-SSIM) + bpp; for one trained for both (distortion mse+ms-ssim) lambda(rate) "
+            "times the mean of the two distortion terms, + bpp (MSE alone where a side is "
+            f"{MS_SSIM_MIN_SIDE} px or less)",
             "distortion": lm.weights.distortion,
             "memory": describe(lm.device),
             "targets": None
