@@ -106,13 +106,12 @@ def file_rd_loss(
     on likelihoods, codec/train/loop.py)."""
     rate = bpp(nbytes, original.shape[0] * original.shape[1])
     judged = measurable(distortion, *original.shape[:2])
-    if judged == "ms-ssim":
-        return lmbda * MS_SSIM_WEIGHT * (1 - ms_ssim(original, reconstruction)) + rate
-    mse = squared_error(original, reconstruction) / original.size / 255**2
-    if judged == "mse":
-        return lmbda * 255**2 * mse + rate
-    structure = MS_SSIM_WEIGHT * (1 - ms_ssim(original, reconstruction))
-    return lmbda * (255**2 * mse + structure) / 2 + rate
+    terms = []  # the distortions judged, each on the scale of 255²·MSE; the loss takes their mean
+    if judged != "ms-ssim":
+        terms.append(squared_error(original, reconstruction) / original.size)
+    if uses_ms_ssim(judged):
+        terms.append(MS_SSIM_WEIGHT * (1 - ms_ssim(original, reconstruction)))
+    return lmbda * sum(terms) / len(terms) + rate
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray, rows: int = 256) -> float:
