@@ -443,6 +443,31 @@ def test_a_stop_signal_ends_the_run_after_a_checkpoint(data_dir, tmp_path, monke
     assert torch.load(train(cfg, progress=False), weights_only=False)["step"] == 4
 
 
+def test_a_stopped_cli_run_says_where_it_stopped_and_how_to_resume(data_dir, tmp_path, monkeypatch):
+    import signal
+
+    from codec.train import loop
+
+    plain_step = loop.train_step
+
+    def step_then_signal(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C in the first step
+        return plain_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", step_then_signal)
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data_dir), "--out", str(run), "--steps", "5", "--N", "16"]
+    args += ["--M", "24", "--batch", "2", "--crop", "64", "--lambdas", "0.01,0.05"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 130, res.output
+    lines = res.output.strip().splitlines()
+    assert lines[-1] == (
+        f"lcodec: training stopped at step 1, checkpoint saved in {run / 'checkpoint.pt'}; "
+        "run the same command to resume"
+    )
+    assert "Traceback" not in res.output and not (run / "export").exists()
+
+
 def test_the_clock_does_not_count_a_stopped_interval():
     import signal
 

@@ -49,10 +49,18 @@ def train_command(name: str | None, export_val: str | None, **options: Any) -> N
     """Train (or resume) a variable-rate model on a folder of images, then export its weights."""
     reuse_freed_memory()  # also when started as ``python -m codec.train`` (torchrun)
     from .export import export_checkpoint
-    from .loop import train
+    from .loop import TrainingStopped, train
 
     cfg = TrainConfig(**options)
-    ckpt = train(cfg)
+    try:
+        ckpt = train(cfg)
+    except TrainingStopped as e:
+        click.echo(
+            f"lcodec: training stopped at step {e.step}, checkpoint saved in {e.checkpoint}; "
+            "run the same command to resume",
+            err=True,
+        )
+        raise SystemExit(130) from None
     if int(os.environ.get("RANK", "0")) == 0:
         out = Path(cfg.out)
         path = export_checkpoint(ckpt, out / "export", name or out.name, val=export_val)

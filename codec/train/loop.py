@@ -222,6 +222,15 @@ class _SignalScope:
         self._previous = {}
 
 
+class TrainingStopped(KeyboardInterrupt):
+    """A signal stopped the run after its checkpoint was written: the same command resumes it."""
+
+    def __init__(self, step: int, checkpoint: Path):
+        super().__init__(f"stopped at step {step}; {checkpoint} holds it")
+        self.step = step
+        self.checkpoint = checkpoint
+
+
 class StopRequests(_SignalScope):
     """SIGINT and SIGTERM, while active, ask the loop to stop after its current step.
 
@@ -451,7 +460,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     if stop.requested:
-        raise KeyboardInterrupt  # after the checkpoint: the run resumes where it stopped
+        raise TrainingStopped(step, ckpt)
     return ckpt
 
 
