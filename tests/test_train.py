@@ -443,6 +443,24 @@ def test_a_stop_signal_ends_the_run_after_a_checkpoint(data_dir, tmp_path, monke
     assert torch.load(train(cfg, progress=False), weights_only=False)["step"] == 4
 
 
+def test_a_stop_on_the_last_step_leaves_a_finished_run(data_dir, tmp_path, monkeypatch):
+    import signal
+
+    from codec.train import loop
+
+    plain_step = loop.train_step
+
+    def step_then_signal(*args, **kwargs):
+        out = plain_step(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(loop, "train_step", step_then_signal)
+    cfg = TrainConfig(data=str(data_dir), out=str(tmp_path / "run"), steps=1, **TINY)
+    ckpt = train(cfg, progress=False)  # finished, so no TrainingStopped: the caller exports
+    assert torch.load(ckpt, weights_only=False)["step"] == 1
+
+
 def test_a_stopped_cli_run_says_where_it_stopped_and_how_to_resume(data_dir, tmp_path, monkeypatch):
     import signal
 
@@ -466,6 +484,7 @@ def test_a_stopped_cli_run_says_where_it_stopped_and_how_to_resume(data_dir, tmp
         "run the same command to resume"
     )
     assert "Traceback" not in res.output and not (run / "export").exists()
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 1
 
 
 def test_the_clock_does_not_count_a_stopped_interval():

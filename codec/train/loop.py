@@ -459,7 +459,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
-    if stop.requested:
+    if stop.requested and progress < 1.0:  # a stop on the last step leaves a finished run
         raise TrainingStopped(step, ckpt)
     return ckpt
 
