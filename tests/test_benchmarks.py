@@ -175,8 +175,10 @@ def test_versus_table_reads_from_lcodec_side(rd_out):
     per_image = table["per_image"]
     names = {i["image"] for i in json.loads((rd_out / "rd.json").read_text())["images"]}
     assert {e["image"] for e in per_image["images"]} == names
-    assert set(per_image["median_psnr_percent"]) == set(rows)
+    assert set(per_image["median_psnr_percent"]) == set(rows) == set(per_image["fewer_bits_psnr"])
+    assert set(per_image["median_ms_ssim_percent"]) == set(rows)
     assert "## lcodec against each codec, per image (PSNR)" in md
+    assert "## lcodec against each codec, per image (MS-SSIM)" in md
 
 
 def test_rd_gives_lcodec_against_each_codec_by_psnr(rd_out):
@@ -554,29 +556,44 @@ def test_a_curve_read_back_from_json_has_nan_for_missing_values():
     assert c.ms_ssim_db[0] == 11.0 and math.isnan(c.ms_ssim_db[1])
 
 
-def test_bd_per_image_gives_each_image_and_the_median():
+def test_bd_per_image_gives_each_image_the_median_and_the_count_with_fewer_bits():
     from benchmarks.common.curves import Curve
 
     rates = [0.2, 0.4, 0.8, 1.6]
-    dists = [26.0, 29.0, 32.0, 35.0]
+    dists = [26.0, 29.0, 32.0, 35.0]  # 3 dB per doubling of the rate, in both metrics
 
-    def pair(factor: float) -> list:
+    def pair(factor: float, ms_ssim_shift: float = 0.0) -> list:
         anchor = Curve("a", "A", bpp=rates, psnr=dists, ms_ssim_db=dists)
-        subject = Curve("s", "S", bpp=[r * factor for r in rates], psnr=dists, ms_ssim_db=dists)
+        subject = Curve(
+            "s",
+            "S",
+            bpp=[r * factor for r in rates],
+            psnr=dists,
+            ms_ssim_db=[d + ms_ssim_shift for d in dists],
+        )
         return [anchor, subject]
 
-    by_image = {"x.png": pair(0.5), "y.png": pair(0.25), "z.png": pair(0.75)[:1]}
+    # MS-SSIM 6 dB lower costs 4x the rate, 7.5 dB 2^2.5x, 6 dB higher a quarter.
+    by_image = {"x.png": pair(0.5, -6), "y.png": pair(0.25, -7.5), "w.png": pair(2.0, 6)}
+    by_image["z.png"] = pair(0.75)[:1]
     result = bdrate.bd_per_image(by_image, "s")
-    got = {e["image"]: e["rows"][0]["bd_rate_psnr_percent"] for e in result["images"]}
-    assert set(got) == {"x.png", "y.png"}  # z.png has no subject curve
-    assert got["x.png"] == pytest.approx(-50, abs=0.5)
-    assert got["y.png"] == pytest.approx(-75, abs=0.5)
-    assert result["median_psnr_percent"]["a"] == pytest.approx(-62.5, abs=0.5)
+    got = {e["image"]: e["rows"][0] for e in result["images"]}
+    assert set(got) == {"x.png", "y.png", "w.png"}  # z.png has no subject curve
+    psnr = {k: r["bd_rate_psnr_percent"] for k, r in got.items()}
+    ms_ssim = {k: r["bd_rate_ms_ssim_percent"] for k, r in got.items()}
+    assert psnr == pytest.approx({"x.png": -50, "y.png": -75, "w.png": 100}, abs=0.5)
+    assert ms_ssim == pytest.approx({"x.png": 100, "y.png": 41.4, "w.png": -50}, abs=0.5)
+    assert result["median_psnr_percent"]["a"] == pytest.approx(-50, abs=0.5)
+    assert result["median_ms_ssim_percent"]["a"] == pytest.approx(41.4, abs=0.5)
+    assert result["fewer_bits_psnr"]["a"] == [2, 3]
+    assert result["fewer_bits_ms_ssim"]["a"] == [1, 3]
     versus = bdrate.bd_versus(pair(0.5), "s")
     md = bdrate.table_markdown(bdrate.bd_table(pair(0.5), "a"), versus, result)
-    section = md.split("per image (PSNR)")[1]
-    assert "| **median** | **-62.5 %** |" in section
-    assert section.index("x.png") < section.index("y.png")  # worst (most bits) first
+    section, ms_section = md.split("per image (PSNR)")[1].split("per image (MS-SSIM)")
+    assert "| **median** | **-50.0 %** |" in section and "| **fewer bits** | 2 of 3 |" in section
+    assert section.index("w.png") < section.index("x.png") < section.index("y.png")  # worst first
+    assert "| **median** | **+41.4 %** |" in ms_section
+    assert "| **fewer bits** | 1 of 3 |" in ms_section
 
 
 def test_rd_errors_are_one_line(tmp_path, data_dir, capsys):

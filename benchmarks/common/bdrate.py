@@ -92,6 +92,10 @@ DEFINITION = (
 )
 
 
+#: The per-image keys of each metric, and how tables name them.
+METRICS = {"psnr": "PSNR", "ms_ssim": "MS-SSIM"}
+
+
 def _row(anchor, test, method: str, named) -> dict:
     """BD-rates of ``test`` against ``anchor`` in PSNR and MS-SSIM dB, labelled by ``named``."""
     psnr = bd_rate(anchor.bpp, anchor.psnr, test.bpp, test.psnr, method, " dB")
@@ -143,7 +147,8 @@ def bd_versus(curves: Sequence, subject_key: str, method: str = "akima") -> dict
 def bd_per_image(
     curves_by_image: dict[str, Sequence], subject_key: str, method: str = "akima"
 ) -> dict:
-    """:func:`bd_versus` on each image's own curves, plus the median over images per anchor.
+    """:func:`bd_versus` on each image's own curves, plus per anchor and metric the median over
+    images and how many images the subject needs fewer bits on.
 
     A BD-rate of mean curves is dominated by the images where the codecs differ most; the
     per-image values and their median show how typical that is, and which images lose.
@@ -155,16 +160,21 @@ def bd_per_image(
         rows = bd_versus(curves, subject_key, method)["rows"]
         images.append({"image": name, "rows": rows})
     labels = {r["codec"]: r["label"] for e in images for r in e["rows"]}
-    median = {}
-    for key in labels:
-        values = [
-            r["bd_rate_psnr_percent"]
-            for e in images
-            for r in e["rows"]
-            if r["codec"] == key and math.isfinite(r["bd_rate_psnr_percent"])
-        ]
-        median[key] = float(np.median(values)) if values else math.nan
-    return {"labels": labels, "images": images, "median_psnr_percent": median}
+    result: dict = {"labels": labels, "images": images}
+    for metric in METRICS:
+        median, fewer = {}, {}
+        for key in labels:
+            values = [
+                r[f"bd_rate_{metric}_percent"]
+                for e in images
+                for r in e["rows"]
+                if r["codec"] == key and math.isfinite(r[f"bd_rate_{metric}_percent"])
+            ]
+            median[key] = float(np.median(values)) if values else math.nan
+            fewer[key] = [sum(v < 0 for v in values), len(values)]
+        result[f"median_{metric}_percent"] = median
+        result[f"fewer_bits_{metric}"] = fewer  # [images where the subject needs fewer, of]
+    return result
 
 
 def rate_gap(
@@ -240,7 +250,8 @@ def table_markdown(
     With ``versus`` (from :func:`bd_versus`), a second section reads the other way round:
     the subject codec against each live codec as the anchor; with ``by_level`` (from
     :func:`bd_by_level`), the same at each PSNR; with ``per_image`` (from
-    :func:`bd_per_image`), per image, worst first, and the median.
+    :func:`bd_per_image`), per image in each metric, worst first, with the median and the
+    count of images where the subject needs fewer bits.
     """
     lines = [
         f"# BD-rate against {table['anchor_label']}",
@@ -269,37 +280,44 @@ def table_markdown(
     if versus is not None and by_level and by_level["levels"] and by_level["rows"]:
         lines += ["", *_by_level_markdown(by_level)]
     if versus is not None and per_image and per_image["images"] and per_image["labels"]:
-        lines += ["", *_per_image_markdown(per_image, versus["subject_label"])]
+        for metric in METRICS:
+            lines += ["", *_per_image_markdown(per_image, versus["subject_label"], metric)]
     return "\n".join(lines) + "\n"
 
 
-def _per_image_markdown(per_image: dict, subject: str) -> list[str]:
+def _per_image_markdown(per_image: dict, subject: str, metric: str = "psnr") -> list[str]:
     keys = list(per_image["labels"])
     sort_key = keys[-1] if "avif" not in keys else "avif"
 
     def value(entry: dict, key: str) -> float:
         row = next((r for r in entry["rows"] if r["codec"] == key), None)
-        return math.nan if row is None else row["bd_rate_psnr_percent"]
+        return math.nan if row is None else row[f"bd_rate_{metric}_percent"]
+
+    def fewer(key: str) -> str:
+        count = per_image[f"fewer_bits_{metric}"][key]
+        return f"{count[0]} of {count[1]}"
 
     def order(entry: dict) -> float:
         v = value(entry, sort_key)
         return -v if math.isfinite(v) else math.inf
 
     lines = [
-        f"## {subject} against each codec, per image (PSNR)",
+        f"## {subject} against each codec, per image ({METRICS[metric]})",
         "",
         (
             f"The same BD-rate on each image's own curves, images sorted by the "
             f"{per_image['labels'][sort_key]} column, worst first; n/a where the curves do not "
             "overlap. The median row is the typical image, where the table above weighs the "
-            "images that differ most."
+            f"images that differ most; the next row counts the images where {subject} needs "
+            "fewer bits."
         ),
         "",
         "| image | " + " | ".join(per_image["labels"][k] for k in keys) + " |",
         "|---|" + "---:|" * len(keys),
         "| **median** | "
-        + " | ".join(f"**{_pct(per_image['median_psnr_percent'][k])}**" for k in keys)
+        + " | ".join(f"**{_pct(per_image[f'median_{metric}_percent'][k])}**" for k in keys)
         + " |",
+        "| **fewer bits** | " + " | ".join(fewer(k) for k in keys) + " |",
     ]
     for entry in sorted(per_image["images"], key=order):
         cells = " | ".join(_pct(value(entry, k)) for k in keys)
