@@ -46,7 +46,11 @@ def _config_options(f: Callable) -> Callable:
     help="Folder of images to measure the exported weights on.",
 )
 def train_command(name: str | None, export_val: str | None, **options: Any) -> None:
-    """Train (or resume) a variable-rate model on a folder of images, then export its weights."""
+    """Train (or resume) a variable-rate model on a folder of images, then export its weights.
+
+    Ctrl-C or SIGTERM stops after the current step with a checkpoint of it; the same command
+    resumes where it stopped.
+    """
     reuse_freed_memory()  # also when started as ``python -m codec.train`` (torchrun)
     from .export import export_checkpoint
     from .loop import TrainingStopped, train
