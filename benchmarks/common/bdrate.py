@@ -285,7 +285,7 @@ def table_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _per_image_markdown(per_image: dict, subject: str, metric: str = "psnr") -> list[str]:
+def _per_image_markdown(per_image: dict, subject: str, metric: str) -> list[str]:
     keys = list(per_image["labels"])
     sort_key = keys[-1] if "avif" not in keys else "avif"
 

@@ -59,11 +59,7 @@ def train_command(name: str | None, export_val: str | None, **options: Any) -> N
     try:
         ckpt = train(cfg)
     except TrainingStopped as e:
-        click.echo(
-            f"lcodec: training stopped at step {e.step}, checkpoint saved in {e.checkpoint}; "
-            "run the same command to resume",
-            err=True,
-        )
+        click.echo(f"lcodec: {e}", err=True)
         raise SystemExit(130) from None
     if int(os.environ.get("RANK", "0")) == 0:
         out = Path(cfg.out)

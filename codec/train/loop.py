@@ -226,7 +226,10 @@ class TrainingStopped(KeyboardInterrupt):
     """A signal stopped the run after its checkpoint was written: the same command resumes it."""
 
     def __init__(self, step: int, checkpoint: Path):
-        super().__init__(f"stopped at step {step}; {checkpoint} holds it")
+        super().__init__(
+            f"training stopped at step {step}, checkpoint saved in {checkpoint}; "
+            "run the same command to resume"
+        )
         self.step = step
         self.checkpoint = checkpoint
 
