@@ -83,8 +83,10 @@ def build_parser() -> Parser:
         "--codecs",
         default=None,
         help="comma-separated codecs (default: all of "
-        + ",".join(codecs_mod.available_names())
-        + ")",
+        + ",".join(codecs_mod.default_names())
+        + "; also "
+        + ",".join(n for n in codecs_mod.available_names() if n not in codecs_mod.default_names())
+        + ", only when named)",
     )
     p.add_argument(
         "--qualities",
@@ -129,8 +131,15 @@ def build_parser() -> Parser:
     p.add_argument(
         "--weights",
         default=None,
-        help="weights name or .safetensors path of the codec lcodec (lcodec-ms-ssim is the "
-        "release --tune ms-ssim writes with)",
+        help="weights name or .safetensors path of the codecs lcodec and lcodec-effort "
+        "(lcodec-ms-ssim is the release --tune ms-ssim writes with)",
+    )
+    p.add_argument(
+        "--effort",
+        type=int,
+        default=None,
+        help="encoder effort 1-9 of the codec lcodec-effort (default "
+        f"{codecs_mod.LCodecEffort.default_effort}); slow, see docs/EFFORT.md",
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads for lcodec")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
@@ -351,7 +360,17 @@ def run_sweeps(coders: dict, plan: dict, root: Path, paths: list[Path], progress
 
 
 #: What only measuring uses; --from refuses them rather than ignore them.
-MEASURING = ("data", "codecs", "qualities", "points", "device", "weights", "threads", "limit")
+MEASURING = (
+    "data",
+    "codecs",
+    "qualities",
+    "points",
+    "device",
+    "weights",
+    "effort",
+    "threads",
+    "limit",
+)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -361,11 +380,18 @@ def _main(argv: Sequence[str] | None) -> int:
         return _report_again(args)
     if not args.data:
         raise UsageError("--data is required (or --from RD.json to report an earlier run)")
-    names = parse_codecs(args.codecs or ",".join(codecs_mod.available_names()))
-    if args.weights and "lcodec" not in names:
+    names = parse_codecs(args.codecs or ",".join(codecs_mod.default_names()))
+    if args.weights and not {"lcodec", "lcodec-effort"} & set(names):
         raise UsageError(
             "--weights chooses the weights of the codec lcodec, which --codecs leaves out"
         )
+    if args.effort is not None:
+        if "lcodec-effort" not in names:
+            raise UsageError(
+                "--effort is the effort of the codec lcodec-effort: name it in --codecs"
+            )
+        if not 1 <= args.effort <= 9:
+            raise UsageError(f"--effort must be 1 to 9, got {args.effort}")
     plan = quality_plan(names, args.qualities, args.points)
     root, paths = image_paths(args.data, args.limit)
     images = [{"image": image_name(p, root), **_size(p)} for p in paths]
@@ -383,7 +409,7 @@ def _main(argv: Sequence[str] | None) -> int:
     coders: dict[str, codecs_mod.Codec] = {}
     skipped: dict[str, str] = {}
     for n in names:
-        c = codecs_mod.create(n, args.device, args.weights)
+        c = codecs_mod.create(n, args.device, args.weights, args.effort)
         try:
             c.check()
         except codecs_mod.CodecUnavailable as e:

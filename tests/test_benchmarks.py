@@ -228,6 +228,21 @@ def test_rd_measures_both_of_lcodecs_releases(rd_out):
     assert sizes["lcodec-ms-ssim"] != sizes["lcodec"]  # other weights, other files
 
 
+def test_rd_measures_lcodec_effort_only_when_named(rd_out, data_dir, tmp_path, torch_one_thread):
+    if not lcodec_available():
+        pytest.skip("codec package without compress")
+    assert "lcodec-effort" not in json.loads((rd_out / "rd.json").read_text())["codecs"]
+    args = ["--data", str(data_dir), "--out", str(tmp_path), "--limit", "1", "--no-progress"]
+    args += ["--codecs", "lcodec,lcodec-effort", "--effort", "2", "--qualities", "50"]
+    assert rd.main(args) == 0
+    codecs = json.loads((tmp_path / "rd.json").read_text())["codecs"]
+    effort = codecs["lcodec-effort"]
+    assert effort["settings"]["effort"] == 2 and effort["label"] == "lcodec, --effort 2"
+    assert effort["settings"]["sha256"] == codecs["lcodec"]["settings"]["sha256"]
+    plain, searched = (codecs[n]["points"][0]["images"][0] for n in ("lcodec", "lcodec-effort"))
+    assert (searched["bytes"], searched["psnr"]) != (plain["bytes"], plain["psnr"])
+
+
 def test_rd_of_lcodec_alone_writes_its_tables(data_dir, tmp_path, torch_one_thread):
     if not lcodec_available():
         pytest.skip("codec package without compress")
@@ -618,6 +633,15 @@ def test_rd_errors_are_one_line(tmp_path, data_dir, capsys):
                 "classical/NOPE",
             ],
             "classical/NOPE",
+        ),
+        (
+            ["--data", str(data_dir), "--out", str(tmp_path), "--codecs", "jpeg", "--effort", "5"],
+            "name it in --codecs",
+        ),
+        (
+            ["--data", str(data_dir), "--out", str(tmp_path), "--codecs", "lcodec-effort"]
+            + ["--effort", "12"],
+            "--effort must be 1 to 9",
         ),
     ]
     for args, message in cases:

@@ -25,6 +25,8 @@ class Codec:
     name: str = ""
     label: str = ""
     default_qualities: Sequence[float] = ()
+    # Runs only when named: too slow for a default sweep of every codec.
+    opt_in: bool = False
 
     def check(self) -> None:
         """Raise ``CodecUnavailable`` when this codec cannot run here."""
@@ -120,6 +122,33 @@ class LCodecMSSSIM(LCodec):
         from codec.net.zoo import TUNED
 
         return {"weights": TUNED["ms-ssim"]}
+
+
+@register
+class LCodecEffort(LCodec):
+    """lcodec with ``--effort``: what the slower encoder buys over the whole quality ladder,
+    with the same weights as ``lcodec`` and the same decoder."""
+
+    name = "lcodec-effort"
+    opt_in = True
+    default_effort = 5
+
+    def __init__(
+        self, device: str | None = None, weights: str | None = None, effort: int | None = None
+    ):
+        super().__init__(device, weights)
+        self.effort = self.default_effort if effort is None else effort
+        self.label = f"lcodec, --effort {self.effort}"
+
+    def settings(self) -> dict:
+        return {**super().settings(), "effort": self.effort}
+
+    def encode(self, img: np.ndarray, quality: float) -> bytes:
+        import codec
+
+        return codec.compress(
+            img, quality=float(quality), effort=self.effort, device=self.device, **self._extra()
+        )
 
 
 @register
@@ -278,10 +307,20 @@ def available_names() -> list[str]:
     return list(REGISTRY)
 
 
-def create(name: str, device: str | None = None, weights: str | None = None) -> Codec:
-    """Instantiate a registered codec. lcodec's adapters take the device; only ``lcodec``
-    takes weights, since ``lcodec-ms-ssim`` is the release tuned for MS-SSIM by definition."""
+def default_names() -> list[str]:
+    """The codecs a run measures when it names none: all but the opt-in ones."""
+    return [n for n, cls in REGISTRY.items() if not cls.opt_in]
+
+
+def create(
+    name: str, device: str | None = None, weights: str | None = None, effort: int | None = None
+) -> Codec:
+    """Instantiate a registered codec. lcodec's adapters take the device; ``lcodec`` and
+    ``lcodec-effort`` take weights (``lcodec-ms-ssim`` is the release tuned for MS-SSIM by
+    definition), and ``lcodec-effort`` its effort."""
     cls = REGISTRY[name]
+    if cls is LCodecEffort:
+        return cls(device, weights, effort)
     if cls is LCodec:
         return cls(device, weights)
     return cls(device) if issubclass(cls, LCodec) else cls()
