@@ -85,7 +85,7 @@ def build_parser() -> Parser:
         help="comma-separated codecs (default: all of "
         + ",".join(codecs_mod.default_names())
         + "; also "
-        + ",".join(n for n in codecs_mod.available_names() if n not in codecs_mod.default_names())
+        + ",".join(n for n, cls in codecs_mod.REGISTRY.items() if cls.opt_in)
         + ", only when named)",
     )
     p.add_argument(

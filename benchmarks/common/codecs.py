@@ -86,6 +86,10 @@ class LCodec(Codec):
     def _extra(self) -> dict:
         return {"weights": self.weights} if self.weights else {}
 
+    def _encoder_options(self) -> dict:
+        """Options of ``codec.compress`` beyond the weights; none for the plain encoder."""
+        return {}
+
     def settings(self) -> dict:
         """Device and, where the loaded model tells them, the weights' name and sha256."""
         out = {"device": self.device or "auto", **self._extra()}
@@ -102,7 +106,8 @@ class LCodec(Codec):
     def encode(self, img: np.ndarray, quality: float) -> bytes:
         import codec
 
-        return codec.compress(img, quality=float(quality), device=self.device, **self._extra())
+        options = {**self._extra(), **self._encoder_options()}
+        return codec.compress(img, quality=float(quality), device=self.device, **options)
 
     def decode(self, data: bytes) -> np.ndarray:
         import codec
@@ -140,15 +145,11 @@ class LCodecEffort(LCodec):
         self.effort = self.default_effort if effort is None else effort
         self.label = f"lcodec, --effort {self.effort}"
 
+    def _encoder_options(self) -> dict:
+        return {"effort": self.effort}
+
     def settings(self) -> dict:
         return {**super().settings(), "effort": self.effort}
-
-    def encode(self, img: np.ndarray, quality: float) -> bytes:
-        import codec
-
-        return codec.compress(
-            img, quality=float(quality), effort=self.effort, device=self.device, **self._extra()
-        )
 
 
 @register
