@@ -76,7 +76,8 @@ def build_parser() -> Parser:
         help="measure nothing: write the BD tables and plots again from an earlier run's "
         "rd.json (another --anchor-codec, --bd-method or --anchors). Repeated, the codecs of "
         "several runs on the same images in one report, with its merged rd.json and rd.csv; "
-        "a codec that more than one run measured comes from the last",
+        "a codec that more than one run measured comes from the last, or, with the same "
+        "settings, joins the qualities of each (a sweep split across runs)",
     )
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument(
@@ -531,34 +532,52 @@ def _read_report(name: str) -> dict:
 
 
 def merge_reports(reports: list[tuple[str, dict]]) -> dict:
-    """One report of the codecs of runs on the same images, in a full run's order; a codec that
-    more than one run measured comes from the last. ``merged_from`` keeps which run measured
-    which codec, and where it ran (through a merged input to the runs it was merged from)."""
+    """One report of the codecs of runs on the same images, in a full run's order. A codec that
+    more than one run measured with the same label and settings keeps the points of each, the
+    last run's at a quality both measured, so a long sweep can be split across runs; with other
+    settings the last run's curve replaces the earlier ones. ``merged_from`` keeps which run
+    measured which codec, and where it ran (through a merged input to the runs it was merged
+    from)."""
 
     def sizes(report: dict) -> list[tuple]:
         return [(i["image"], i["width"], i["height"]) for i in report["images"]]
 
+    def same_codec(a: dict, b: dict) -> bool:
+        return (a.get("label"), a.get("settings")) == (b.get("label"), b.get("settings"))
+
     first_name, first = reports[0]
     images = sizes(first)
-    source: dict[str, int] = {}
+    curves: dict[str, dict] = {}
+    owner: dict[str, dict[float, int]] = {}  # codec -> quality -> the run its point comes from
     for k, (name, report) in enumerate(reports):
         if sizes(report) != images:
             raise UsageError(
                 f"{name} measured other images than {first_name}: their codecs cannot share a table"
             )
         for codec in report.get("skipped", {}):
-            if codec in source:  # an older curve would stand in for the one that failed
+            if codec in curves:  # an older curve would stand in for the one that failed
+                runs = sorted(set(owner[codec].values()))
                 raise UsageError(
                     f"{name} has no {codec} curve ({report['skipped'][codec]}), "
-                    f"{reports[source[codec]][0]} has an older one: leave {codec} out of one run"
+                    f"{reports[runs[-1]][0]} has an older one: leave {codec} out of one run"
                 )
-        source.update(dict.fromkeys(report["codecs"], k))
+        for codec, entry in report["codecs"].items():
+            if codec not in curves or not same_codec(curves[codec], entry):
+                curves[codec], owner[codec] = {**entry, "points": []}, {}
+            points = {p["quality"]: p for p in curves[codec]["points"]}
+            points.update((p["quality"], p) for p in entry["points"])
+            owner[codec].update((p["quality"], k) for p in entry["points"])
+            curves[codec]["points"] = [points[q] for q in sorted(points)]
+            curves[codec]["qualities"] = sorted(
+                set(curves[codec].get("qualities", [])) | set(points)
+            )
     order = {n: i for i, n in enumerate(codecs_mod.available_names())}  # a full run's order
-    names = sorted(source, key=lambda n: order.get(n, len(order)))
+    names = sorted(curves, key=lambda n: order.get(n, len(order)))
+    sources = {n: set(owner[n].values()) for n in names}
     merged = {key: first[key] for key in ("data", "images", "metrics") if key in first}
     merged["merged_from"] = []
     for k, (name, report) in enumerate(reports):
-        taken = [n for n in names if source[n] == k]
+        taken = [n for n in names if k in sources[n]]
         runs = report.get("merged_from") or [
             {"file": name, "data": report["data"], "environment": report.get("environment")}
         ]
@@ -566,15 +585,15 @@ def merge_reports(reports: list[tuple[str, dict]]) -> dict:
             codecs = [n for n in entry.get("codecs", taken) if n in taken]
             if codecs:
                 merged["merged_from"].append({**entry, "codecs": codecs})
-    merged["codecs"] = {n: reports[source[n]][1]["codecs"][n] for n in names}
+    merged["codecs"] = {n: curves[n] for n in names}
     merged["skipped"] = {
-        n: why for _, r in reports for n, why in r.get("skipped", {}).items() if n not in source
+        n: why for _, r in reports for n, why in r.get("skipped", {}).items() if n not in curves
     }
     merged["failed_points"] = [
         f
         for k, (_, report) in enumerate(reports)
         for f in report.get("failed_points", [])
-        if source.get(f.get("codec")) == k
+        if k in sources.get(f.get("codec"), ()) and owner[f["codec"]].get(f.get("quality"), k) == k
     ]
     return merged
 

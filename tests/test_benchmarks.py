@@ -302,6 +302,52 @@ def test_rd_merge_takes_a_codec_from_the_last_run_that_measured_it(rd_out, tmp_p
     assert rows["webp"]["bd_rate_psnr_percent"] < -40  # against a JPEG twice as large
 
 
+def _by_quality(report: dict, index: int) -> dict:
+    """The report with only each codec's point number ``index``, as a run of that quality."""
+    codecs = {
+        n: {**e, "qualities": [e["points"][index]["quality"]], "points": [e["points"][index]]}
+        for n, e in report["codecs"].items()
+    }
+    return {**report, "codecs": codecs}
+
+
+def test_rd_merge_joins_a_sweep_split_across_runs_by_quality(rd_out, tmp_path):
+    report = json.loads((rd_out / "rd.json").read_text())
+    low, high = tmp_path / "low.json", tmp_path / "high.json"
+    low.write_text(json.dumps(_by_quality(report, 0)))
+    high.write_text(json.dumps(_by_quality(report, 1)))
+    out = tmp_path / "merged"
+    args = ["--from", str(high), "--from", str(low), "--out", str(out)]
+    assert rd.main(args + ["--anchors", str(DEFAULT_FILE)]) == 0
+    merged = json.loads((out / "rd.json").read_text())
+    assert merged["codecs"] == report["codecs"]  # the points in quality order again
+    assert [m["codecs"] for m in merged["merged_from"]] == [list(report["codecs"])] * 2
+    assert json.loads((out / "bd_rate.json").read_text()) == json.loads(
+        (rd_out / "bd_rate.json").read_text()
+    )
+
+
+def test_rd_merge_does_not_join_points_of_other_settings(rd_out, tmp_path):
+    report = json.loads((rd_out / "rd.json").read_text())
+    low, high = _by_quality(report, 0), _by_quality(report, 1)
+    high["codecs"]["jpeg"]["settings"] = {**high["codecs"]["jpeg"]["settings"], "other": 1}
+    high["failed_points"] = [{"codec": "webp", "quality": 101, "error": "later"}]
+    low["failed_points"] = [
+        {"codec": "jpeg", "quality": 101, "error": "replaced"},
+        {"codec": "webp", "quality": 102, "error": "kept"},
+    ]
+    paths = [tmp_path / "low.json", tmp_path / "high.json"]
+    for path, part in zip(paths, (low, high)):
+        path.write_text(json.dumps(part))
+    out = tmp_path / "merged"
+    assert rd.main(["--from", str(paths[0]), "--from", str(paths[1]), "--out", str(out)]) == 0
+    merged = json.loads((out / "rd.json").read_text())
+    assert merged["codecs"]["jpeg"] == high["codecs"]["jpeg"]
+    assert merged["codecs"]["webp"]["points"] == report["codecs"]["webp"]["points"]
+    assert "jpeg" not in merged["merged_from"][0]["codecs"]
+    assert sorted(f["error"] for f in merged["failed_points"]) == ["kept", "later"]
+
+
 def test_rd_merge_keeps_each_codecs_failures_and_runs(rd_out, tmp_path):
     report, a, b = _split_report(rd_out, tmp_path, {"jpeg", "webp"})
     first = json.loads(a.read_text())
