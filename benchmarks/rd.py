@@ -384,7 +384,8 @@ def _main(argv: Sequence[str] | None) -> int:
     names = parse_codecs(args.codecs or ",".join(codecs_mod.default_names()))
     if args.weights and not {"lcodec", "lcodec-effort"} & set(names):
         raise UsageError(
-            "--weights chooses the weights of the codec lcodec, which --codecs leaves out"
+            "--weights chooses the weights of the codecs lcodec and lcodec-effort, "
+            "which --codecs leaves out"
         )
     if args.effort is not None:
         if "lcodec-effort" not in names:

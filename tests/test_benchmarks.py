@@ -416,7 +416,7 @@ def test_rd_from_errors_are_one_line(rd_out, tmp_path, capsys):
         (["--out", str(tmp_path)], "--data is required"),
         (
             ["--data", str(tmp_path), "--out", str(tmp_path), "--codecs", "jpeg", "--weights", "x"],
-            "--weights chooses the weights of the codec lcodec",
+            "--weights chooses the weights of the codecs lcodec and lcodec-effort",
         ),
     ]
     for args, message in cases:
