@@ -382,18 +382,25 @@ def _main(argv: Sequence[str] | None) -> int:
     if not args.data:
         raise UsageError("--data is required (or --from RD.json to report an earlier run)")
     names = parse_codecs(args.codecs or ",".join(codecs_mod.default_names()))
-    if args.weights and not {"lcodec", "lcodec-effort"} & set(names):
+    weighted = codecs_mod.taking("weights")
+    if args.weights and not set(weighted) & set(names):
         raise UsageError(
-            "--weights chooses the weights of the codecs lcodec and lcodec-effort, "
+            f"--weights chooses the weights of the codecs {' and '.join(weighted)}, "
             "which --codecs leaves out"
         )
     if args.effort is not None:
-        if "lcodec-effort" not in names:
+        efforted = codecs_mod.taking("effort")
+        if not set(efforted) & set(names):
             raise UsageError(
-                "--effort is the effort of the codec lcodec-effort: name it in --codecs"
+                f"--effort is the effort of the codec {' and '.join(efforted)}: name it in --codecs"
             )
-        if not 1 <= args.effort <= 9:
-            raise UsageError(f"--effort must be 1 to 9, got {args.effort}")
+        from codec.encoder.effort import effort_iterations
+        from codec.errors import CodecError
+
+        try:
+            effort_iterations(args.effort)
+        except CodecError:
+            raise UsageError(f"--effort must be 1 to 9, got {args.effort}") from None
     plan = quality_plan(names, args.qualities, args.points)
     root, paths = image_paths(args.data, args.limit)
     images = [{"image": image_name(p, root), **_size(p)} for p in paths]
@@ -557,10 +564,10 @@ def merge_reports(reports: list[tuple[str, dict]]) -> dict:
             )
         for codec in report.get("skipped", {}):
             if codec in curves:  # an older curve would stand in for the one that failed
-                runs = sorted(set(owner[codec].values()))
+                older = reports[max(owner[codec].values())][0]
                 raise UsageError(
                     f"{name} has no {codec} curve ({report['skipped'][codec]}), "
-                    f"{reports[runs[-1]][0]} has an older one: leave {codec} out of one run"
+                    f"{older} has an older one: leave {codec} out of one run"
                 )
         for codec, entry in report["codecs"].items():
             if codec not in curves or not same_codec(curves[codec], entry):

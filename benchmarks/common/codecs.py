@@ -27,6 +27,8 @@ class Codec:
     default_qualities: Sequence[float] = ()
     # Runs only when named: too slow for a default sweep of every codec.
     opt_in: bool = False
+    # Which of the benchmarks' lcodec options (weights, effort) the constructor takes.
+    options: tuple[str, ...] = ()
 
     def check(self) -> None:
         """Raise ``CodecUnavailable`` when this codec cannot run here."""
@@ -70,6 +72,7 @@ class LCodec(Codec):
     name = "lcodec"
     label = "lcodec"
     default_qualities = (0, 10, 25, 40, 55, 70, 85, 100)
+    options = ("weights",)
 
     def __init__(self, device: str | None = None, weights: str | None = None):
         self.device = device
@@ -122,6 +125,7 @@ class LCodecMSSSIM(LCodec):
 
     name = "lcodec-ms-ssim"
     label = "lcodec, tuned for MS-SSIM"
+    options = ()  # the release tuned for MS-SSIM by definition
 
     def _extra(self) -> dict:
         from codec.net.zoo import TUNED
@@ -136,6 +140,7 @@ class LCodecEffort(LCodec):
 
     name = "lcodec-effort"
     opt_in = True
+    options = ("weights", "effort")
     default_effort = 5
 
     def __init__(
@@ -316,12 +321,15 @@ def default_names() -> list[str]:
 def create(
     name: str, device: str | None = None, weights: str | None = None, effort: int | None = None
 ) -> Codec:
-    """Instantiate a registered codec. lcodec's adapters take the device; ``lcodec`` and
-    ``lcodec-effort`` take weights (``lcodec-ms-ssim`` is the release tuned for MS-SSIM by
-    definition), and ``lcodec-effort`` its effort."""
+    """Instantiate a registered codec: lcodec's adapters take the device and the options
+    they declare (``Codec.options``)."""
     cls = REGISTRY[name]
-    if cls is LCodecEffort:
-        return cls(device, weights, effort)
-    if cls is LCodec:
-        return cls(device, weights)
-    return cls(device) if issubclass(cls, LCodec) else cls()
+    if not issubclass(cls, LCodec):
+        return cls()
+    given = {"weights": weights, "effort": effort}
+    return cls(device, **{k: given[k] for k in cls.options})
+
+
+def taking(option: str) -> list[str]:
+    """The codecs that take ``option`` (``weights`` or ``effort``), in registry order."""
+    return [n for n, cls in REGISTRY.items() if option in cls.options]
