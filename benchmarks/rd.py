@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codec.metrics import TUNES
+
 from .common import anchors as anchors_mod
 from .common import avif as avif_mod
 from .common import codecs as codecs_mod
@@ -141,6 +143,13 @@ def build_parser() -> Parser:
         default=None,
         help="encoder effort 1-9 of the codec lcodec-effort (default "
         f"{codecs_mod.LCodecEffort.default_effort}); slow, see docs/EFFORT.md",
+    )
+    p.add_argument(
+        "--tune",
+        default=None,
+        choices=tuple(TUNES),
+        help="what the codec lcodec-effort searches for, as lcodec compress --tune (default: "
+        "what its release was trained for)",
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads for lcodec")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
@@ -369,6 +378,7 @@ MEASURING = (
     "device",
     "weights",
     "effort",
+    "tune",
     "threads",
     "limit",
 )
@@ -401,6 +411,11 @@ def _main(argv: Sequence[str] | None) -> int:
             effort_iterations(args.effort)
         except CodecError:
             raise UsageError(f"--effort must be 1 to 9, got {args.effort}") from None
+    if args.tune is not None and not set(codecs_mod.taking("tune")) & set(names):
+        raise UsageError(
+            f"--tune is the tune of the codec {' and '.join(codecs_mod.taking('tune'))}: "
+            "name it in --codecs"
+        )
     plan = quality_plan(names, args.qualities, args.points)
     root, paths = image_paths(args.data, args.limit)
     images = [{"image": image_name(p, root), **_size(p)} for p in paths]
@@ -418,7 +433,7 @@ def _main(argv: Sequence[str] | None) -> int:
     coders: dict[str, codecs_mod.Codec] = {}
     skipped: dict[str, str] = {}
     for n in names:
-        c = codecs_mod.create(n, args.device, args.weights, args.effort)
+        c = codecs_mod.create(n, args.device, args.weights, args.effort, args.tune)
         try:
             c.check()
         except codecs_mod.CodecUnavailable as e:

@@ -18,6 +18,8 @@ from .encoder.effort import DEFAULT_EFFORT, effort_iterations
 from .encoder.ratecontrol import TargetResult, parse_target
 from .errors import CodecError
 from .image import Picture, read_image
+from .metrics import TUNES
+from .net.zoo import TUNED
 
 __all__ = [
     "DEFAULT_QUALITY",
@@ -60,6 +62,7 @@ def encode(
     precision: str | None = None,
     model: str | None = None,
     max_pixels: int | None = None,
+    tune: str | None = None,
 ) -> Encoded:
     """Compress and also return the reconstruction the decoder will compute from the file.
 
@@ -70,9 +73,12 @@ def encode(
     optimises the latents for this image: slower encoding, smaller files, same decoder
     (codec/encoder/effort.py). ``precision="float16"`` or ``"bfloat16"`` runs the transforms
     in half precision. ``model`` names the release to write with (``weights`` is the same, by
-    position). An image of more pixels than ``max_pixels`` (default
-    ``codec.limits.MAX_IMAGE_PIXELS``) is refused before it is decoded.
+    position). ``tune="psnr"`` or ``"ms-ssim"`` writes for that metric: with the release tuned
+    for it unless ``model`` names one, and at effort 2..9 a search that minimises its loss
+    (without ``tune``, the loss the release was trained on). An image of more pixels than
+    ``max_pixels`` (default ``codec.limits.MAX_IMAGE_PIXELS``) is refused before it is decoded.
     """
+    model, distortion = tuned(tune, one_model(weights, model))
     if format_version is not None and format_version not in bitstream.READABLE_VERSIONS:
         raise CodecError(f"cannot write format version {format_version}")
     target = parse_target(target_bpp, target_size, target_psnr)
@@ -80,7 +86,7 @@ def encode(
     pic = read_image(image, max_pixels)
     trial, recon, result = encode_picture(
         pic,
-        one_model(weights, model),
+        model,
         device,
         precision,
         quality,
@@ -88,6 +94,7 @@ def encode(
         target,
         iterations,
         reconstruct,
+        distortion,
     )
     return Encoded(
         trial.data,
@@ -108,6 +115,7 @@ def encode_efforts(
     *,
     precision: str | None = None,
     max_pixels: int | None = None,
+    tune: str | None = None,
 ) -> dict[int, Encoded]:
     """``encode(image, quality, effort=N)`` for each N of ``efforts``, at the cost of the
     highest alone: the search's schedule depends on the step count only, so every lower level's
@@ -115,10 +123,11 @@ def encode_efforts(
     refined whole run one search per level. For comparing levels; ``.search_seconds`` is how
     long the search had run when each level's file was settled.
     """
+    weights, distortion = tuned(tune, weights)
     levels = sorted({int(effort) for effort in efforts})
     budgets = [effort_iterations(e) for e in levels]
     pic = read_image(image, max_pixels)
-    coded = encode_picture_budgets(pic, weights, device, precision, quality, budgets)
+    coded = encode_picture_budgets(pic, weights, device, precision, quality, budgets, distortion)
     return {
         e: Encoded(t.data, recon, t.container, None, t.search_seconds, t.search_cpu_seconds)
         for e, (t, recon) in zip(levels, coded)
@@ -138,11 +147,12 @@ def compress(
     precision: str | None = None,
     model: str | None = None,
     max_pixels: int | None = None,
+    tune: str | None = None,
 ) -> bytes:
     """Compress an image into ``.lcz`` bytes: a path, a file's bytes, a PIL image, or a uint8
     array (HxW gray, HxWx2 gray and alpha, HxWx3 RGB, HxWx4 RGBA).
 
-    Targets, effort, precision, model and the pixel budget work as in ``encode``.
+    Targets, effort, precision, model, tune and the pixel budget work as in ``encode``.
     """
     return encode(
         image,
@@ -156,7 +166,19 @@ def compress(
         target_psnr=target_psnr,
         precision=precision,
         max_pixels=max_pixels,
+        tune=tune,
     ).data
+
+
+def tuned(tune: str | None, model: str | None) -> tuple[str | None, str | None]:
+    """The release to write with and the distortion effort searches by, for ``tune``: the
+    release tuned for the metric unless ``model`` names one; ``None`` for both leaves the
+    release's default and its own distortion."""
+    if tune is None:
+        return model, None
+    if tune not in TUNES:
+        raise CodecError(f"unknown tune {tune!r}: choose one of {', '.join(TUNES)}")
+    return (TUNED[tune] if model is None else model), TUNES[tune]
 
 
 def one_model(weights: str | None, model: str | None) -> str | None:

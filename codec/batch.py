@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .api import DEFAULT_QUALITY, compress, decompress, one_model
+from .api import DEFAULT_QUALITY, compress, decompress, one_model, tuned
 from .errors import CodecError
 from .limits import pixel_budget
 from .runtime import load_model, resolve_device, resolve_precision
@@ -66,15 +66,16 @@ def compress_many(
     precision: str | None = None,
     model: str | None = None,
     max_pixels: int | None = None,
+    tune: str | None = None,
 ) -> Iterator[bytes]:
     """Compress images (paths, PIL images or arrays), yielding each file's bytes in order.
 
     ``workers``: images in flight (default 2 on CUDA, 1 on the CPU). A bad image (one over
     ``max_pixels`` among them) raises its ``CodecError`` when its turn comes; the files before
-    it are yielded. ``model`` names the release to write with, as in ``compress``.
+    it are yielded. ``model`` and ``tune`` choose the release and the search, as in ``compress``.
     """
     pixel_budget(max_pixels)  # a bad value fails here, not at the first image
-    weights = one_model(weights, model)
+    weights, _ = tuned(tune, one_model(weights, model))
     lm = load_model(weights, device, precision)  # load once, before the threads ask for it
     workers = _workers(workers, lm.device)
 
@@ -87,6 +88,7 @@ def compress_many(
             effort=effort,
             precision=precision,
             max_pixels=max_pixels,
+            tune=tune,
         )
 
     return _pipeline(images, work, workers)

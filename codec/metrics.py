@@ -55,6 +55,9 @@ MS_SSIM_WEIGHT = 1600.0
 #: The distortions a release can be tuned for (its manifest's ``distortion``): ``mse+ms-ssim``
 #: is the mean of the other two on their common scale, one release meant to score well on both.
 DISTORTIONS = ("mse", "ms-ssim", "mse+ms-ssim")
+#: The metrics a user can tune a file for (``--tune``) and the distortion each is judged by: the
+#: effort search minimises λ times it + bpp, whatever the release was trained on.
+TUNES = {"psnr": "mse", "ms-ssim": "ms-ssim"}
 
 
 def ms_ssim_term(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -139,6 +139,17 @@ def test_model_names_the_release_to_write_with(image):
         codec.compress(image, 50, model="nope")
 
 
+def test_tune_picks_the_release_tuned_for_it_unless_a_model_is_named(image):
+    from codec.net.zoo import DEFAULT_MODEL, TUNED
+
+    for tune, name in TUNED.items():
+        assert codec.info(codec.compress(image, 50, tune=tune))["model"] == name
+        named = codec.compress(image, 50, tune=tune, model=DEFAULT_MODEL)
+        assert codec.info(named)["model"] == DEFAULT_MODEL
+    with pytest.raises(codec.CodecError, match="unknown tune 'ssim': choose one of psnr, ms-ssim"):
+        codec.compress(image, 50, tune="ssim")
+
+
 def test_inconsistent_header_is_refused(image):
     c = unpack(codec.compress(image, 50))
     c.z_shape = (9, 9)

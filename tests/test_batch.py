@@ -52,3 +52,14 @@ def test_compress_many_writes_with_the_release_named():
     assert files[0] == codec.compress(img, quality=30, model="lcodec-msh-gain")
     with pytest.raises(codec.CodecError, match="disagree"):
         list(codec.compress_many([img], weights="lcodec-msh-gain", model="lcodec-elic-2026-12e"))
+
+
+def test_compress_many_writes_with_the_release_tuned_for_the_metric():
+    from codec.net.zoo import TUNED
+
+    img = make_image(40, 48)
+    (tuned,) = codec.compress_many([img], quality=30, tune="ms-ssim")
+    assert codec.info(tuned)["model"] == TUNED["ms-ssim"]
+    assert tuned == codec.compress(img, quality=30, tune="ms-ssim")
+    with pytest.raises(codec.CodecError, match="unknown tune"):
+        codec.compress_many([img], tune="ssim")

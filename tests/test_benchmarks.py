@@ -231,6 +231,8 @@ def test_rd_measures_both_of_lcodecs_releases(rd_out):
 def test_rd_measures_lcodec_effort_only_when_named(rd_out, data_dir, tmp_path, torch_one_thread):
     if not lcodec_available():
         pytest.skip("codec package without compress")
+    from codec.net.zoo import TUNED
+
     assert "lcodec-effort" not in json.loads((rd_out / "rd.json").read_text())["codecs"]
     args = ["--data", str(data_dir), "--out", str(tmp_path), "--limit", "1", "--no-progress"]
     args += ["--codecs", "lcodec,lcodec-effort", "--effort", "2", "--qualities", "50"]
@@ -241,6 +243,15 @@ def test_rd_measures_lcodec_effort_only_when_named(rd_out, data_dir, tmp_path, t
     assert effort["settings"]["sha256"] == codecs["lcodec"]["settings"]["sha256"]
     plain, searched = (codecs[n]["points"][0]["images"][0] for n in ("lcodec", "lcodec-effort"))
     assert (searched["bytes"], searched["psnr"]) != (plain["bytes"], plain["psnr"])
+    assert "tune" not in effort["settings"]  # untuned runs keep the settings they merge by
+    tuned = tmp_path / "tuned"
+    args[args.index("--out") + 1] = str(tuned)
+    assert rd.main(args + ["--tune", "ms-ssim"]) == 0
+    codecs = json.loads((tuned / "rd.json").read_text())["codecs"]
+    effort = codecs["lcodec-effort"]
+    assert effort["label"] == "lcodec, --effort 2 --tune ms-ssim"
+    assert effort["settings"]["tune"] == "ms-ssim"
+    assert effort["settings"]["model"] == TUNED["ms-ssim"] != codecs["lcodec"]["settings"]["model"]
 
 
 def test_rd_of_lcodec_alone_writes_its_tables(data_dir, tmp_path, torch_one_thread):
@@ -688,6 +699,10 @@ def test_rd_errors_are_one_line(tmp_path, data_dir, capsys):
             ["--data", str(data_dir), "--out", str(tmp_path), "--codecs", "lcodec-effort"]
             + ["--effort", "12"],
             "--effort must be 1 to 9",
+        ),
+        (
+            ["--data", str(data_dir), "--out", str(tmp_path), "--codecs", "jpeg", "--tune", "psnr"],
+            "--tune is the tune of the codec lcodec-effort: name it in --codecs",
         ),
     ]
     for args, message in cases:

@@ -619,22 +619,26 @@ def test_an_effort_encode_does_not_import_torch_dynamo():
 
 
 @pytest.mark.parametrize(
-    "name,distortion",
+    "name,tune,distortion",
     [
-        ("lcodec-elic-2026-12e", "mse"),
-        ("lcodec-elic-ssim-2026-12e", "ms-ssim"),
-        ("lcodec-elic-2026-12f", "mse+ms-ssim"),
+        ("lcodec-elic-2026-12e", None, "mse"),
+        ("lcodec-elic-ssim-2026-12e", None, "ms-ssim"),
+        ("lcodec-elic-2026-12f", None, "mse+ms-ssim"),
+        ("lcodec-elic-2026-12f", "psnr", "mse"),
+        ("lcodec-elic-2026-12f", "ms-ssim", "ms-ssim"),
     ],
 )
-def test_effort_minimises_the_distortion_its_release_was_tuned_for(name, distortion, monkeypatch):
-    """A release trained for MS-SSIM (or for both) is searched and judged by what it was trained
-    on: the search's loss and the guard's true loss are the release's own, and the file it keeps
-    beats the plain one by that loss."""
+def test_effort_minimises_the_distortion_of_the_tune_or_the_release(
+    name, tune, distortion, monkeypatch
+):
+    """Without a tune, a release trained for MS-SSIM (or for both) is searched and judged by
+    what it was trained on; a tune replaces that by its metric. The search's loss and the
+    guard's true loss are the same, and the file kept beats the plain one by that loss."""
     from codec.encoder import analysis
     from codec.net.zoo import find_weights
 
     img = _centre(192)  # MS-SSIM needs both sides over 160 pixels
-    assert find_weights(name).distortion == distortion
+    assert (find_weights(name).distortion == distortion) == (tune is None)
     searched, judged = [], []
     real = effort_mod.objective_for
 
@@ -648,8 +652,9 @@ def test_effort_minimises_the_distortion_its_release_was_tuned_for(name, distort
 
     monkeypatch.setattr(effort_mod, "objective_for", objective_for)
     monkeypatch.setattr(analysis, "file_rd_loss", file_rd_loss)
-    plain = codec.encode(img, 50, model=name)
-    tuned = codec.encode(img, 50, effort=2, model=name)
+    plain = codec.encode(img, 50, model=name, tune=tune)
+    tuned = codec.encode(img, 50, effort=2, model=name, tune=tune)
+    assert plain.container.model_id == tuned.container.model_id == name
     assert [o.distortion for o in searched] == [distortion]
     assert judged and set(judged) == {distortion}
     assert tuned.data != plain.data, "effort 2 silently returned the effort-1 file"

@@ -140,21 +140,36 @@ class LCodecEffort(LCodec):
 
     name = "lcodec-effort"
     opt_in = True
-    options = ("weights", "effort")
+    options = ("weights", "effort", "tune")
     default_effort = 5
 
     def __init__(
-        self, device: str | None = None, weights: str | None = None, effort: int | None = None
+        self,
+        device: str | None = None,
+        weights: str | None = None,
+        effort: int | None = None,
+        tune: str | None = None,
     ):
         super().__init__(device, weights)
         self.effort = self.default_effort if effort is None else effort
-        self.label = f"lcodec, --effort {self.effort}"
+        self.tune = tune
+        self.label = f"lcodec, --effort {self.effort}" + (f" --tune {tune}" if tune else "")
+
+    def _extra(self) -> dict:
+        # --tune also picks the release, as in ``lcodec compress``, unless --weights names one
+        if self.tune and not self.weights:
+            from codec.net.zoo import TUNED
+
+            return {"weights": TUNED[self.tune]}
+        return super()._extra()
 
     def _encoder_options(self) -> dict:
-        return {"effort": self.effort}
+        return {"effort": self.effort, **({"tune": self.tune} if self.tune else {})}
 
     def settings(self) -> dict:
-        return {**super().settings(), "effort": self.effort}
+        # Untuned runs keep the settings they always had, so that their reports still merge.
+        tuned = {"tune": self.tune} if self.tune else {}
+        return {**super().settings(), "effort": self.effort, **tuned}
 
 
 @register
@@ -319,17 +334,22 @@ def default_names() -> list[str]:
 
 
 def create(
-    name: str, device: str | None = None, weights: str | None = None, effort: int | None = None
+    name: str,
+    device: str | None = None,
+    weights: str | None = None,
+    effort: int | None = None,
+    tune: str | None = None,
 ) -> Codec:
     """Instantiate a registered codec: lcodec's adapters take the device and the options
     they declare (``Codec.options``)."""
     cls = REGISTRY[name]
     if not issubclass(cls, LCodec):
         return cls()
-    given = {"weights": weights, "effort": effort}
+    given = {"weights": weights, "effort": effort, "tune": tune}
     return cls(device, **{k: given[k] for k in cls.options})
 
 
 def taking(option: str) -> list[str]:
-    """The codecs that take ``option`` (``weights`` or ``effort``), in registry order."""
+    """The codecs that take ``option`` (``weights``, ``effort`` or ``tune``), in registry
+    order."""
     return [n for n, cls in REGISTRY.items() if option in cls.options]

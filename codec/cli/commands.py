@@ -251,7 +251,9 @@ def main():
     "--tune",
     type=click.Choice(list(TUNED)),
     default=None,
-    help="Write with the release tuned for this metric (psnr: the default). Instead of --model.",
+    help="Write for this metric: with the release tuned for it unless --model names one, and "
+    "at --effort 2+ search for the smallest file by it. Without it, the search goes by what "
+    "the release was trained for (the default: PSNR and MS-SSIM alike).",
 )
 @DEVICE
 @PRECISION
@@ -281,15 +283,11 @@ def compress(
     """
     from ..net.zoo import find_weights
 
-    if tune is not None:
-        if model is not None:
-            raise click.UsageError("--model and --tune exclude each other: --tune picks the model")
-        model = TUNED[tune]
-    if model is not None:
+    if model is not None or tune is not None:
         try:
-            find_weights(model)  # an unknown name fails before any work, without torch
+            find_weights(model or TUNED[tune])  # an unknown name fails before any work
         except CodecError as e:
-            raise click.BadParameter(str(e), param_hint="--tune" if tune else "--model") from None
+            raise click.BadParameter(str(e), param_hint="--model" if model else "--tune") from None
     targets = {"bpp": target_bpp, "size": target_size, "psnr": target_psnr}
     if sum(v is not None for v in targets.values()) > 1:
         raise click.UsageError(
@@ -326,6 +324,7 @@ def compress(
                 effort=effort,
                 precision=precision,
                 model=model,
+                tune=tune,
                 reconstruct=False,
                 max_pixels=limit,
                 **options,

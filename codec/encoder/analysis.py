@@ -58,6 +58,7 @@ class Analysis:
         format_version: int,
         rate_of: Callable[[float], float],
         header: dict[str, Any] | None = None,
+        distortion: str | None = None,
     ):
         self.lm, self.model, self.device = lm, lm.model, lm.device
         self.coder = lm.coder
@@ -70,8 +71,8 @@ class Analysis:
         self.header = header or {}
         self.padded = (self.height + self.pad_bottom, self.width + self.pad_right)
         self.latent = analyse(self.model, pixels, self.padded, self.device)
-        #: What the release was tuned for: effort minimises the same, as its training did.
-        self.distortion = lm.weights.distortion
+        #: What effort minimises: the metric asked for, else what the release was trained on.
+        self.distortion = distortion or lm.weights.distortion
 
     def trial(self, quality: float, iterations: int = 0) -> Trial:
         """Code at ``quality``, optimising the latents for ``iterations`` steps first."""
@@ -203,11 +204,12 @@ def prepare(
     precision: str | None,
     format_version: int | None,
     quality: float | None = None,
+    distortion: str | None = None,
 ) -> Analysis:
     """``pic`` after the analysis transform of the release ``weights`` names, with the header
     its files will carry. Everything the header needs, and ``quality`` when given, is checked
     before the model loads. ``format_version`` ``None`` is the newest version the release's
-    architecture writes."""
+    architecture writes; ``distortion`` ``None`` searches by the release's own."""
     w = find_weights(weights)
     writes = architecture(w.manifest["architecture"]).writes
     version = writes[-1] if format_version is None else format_version
@@ -218,7 +220,9 @@ def prepare(
     levels = lm.model.levels
     if quality is not None:
         quality_to_rate(quality, levels)  # fail on a bad quality before any work
-    return Analysis(lm, pic.rgb(), version, lambda q: quality_to_rate(q, levels), header)
+    return Analysis(
+        lm, pic.rgb(), version, lambda q: quality_to_rate(q, levels), header, distortion
+    )
 
 
 def encode_picture(
@@ -231,13 +235,13 @@ def encode_picture(
     target: Target | None,
     iterations: int,
     reconstruct: bool,
+    distortion: str | None = None,
 ) -> tuple[Trial, np.ndarray | None, TargetResult | None]:
-    """Code ``pic`` with the release ``weights`` names: the chosen trial, the reconstruction in
-    the image's own layout (when asked for, or made anyway by a PSNR target), how a target was
-    met."""
-    analysis = prepare(
-        pic, weights, device, precision, format_version, quality if target is None else None
-    )
+    """Code ``pic`` with the release ``weights`` names, effort searching by ``distortion``:
+    the chosen trial, the reconstruction in the image's own layout (when asked for, or made
+    anyway by a PSNR target), how a target was met."""
+    start = quality if target is None else None
+    analysis = prepare(pic, weights, device, precision, format_version, start, distortion)
     recon, result = None, None
     if target is None:
         trial = analysis.trial(quality, iterations)
@@ -255,10 +259,11 @@ def encode_picture_budgets(
     precision: str | None,
     quality: float,
     budgets: Sequence[int],
+    distortion: str | None = None,
 ) -> list[tuple[Trial, np.ndarray]]:
     """The trial and reconstruction (in the image's own layout) after each of ``budgets``
     optimisation steps, ascending, from one search (``Analysis.trials``)."""
-    analysis = prepare(pic, weights, device, precision, None, quality)
+    analysis = prepare(pic, weights, device, precision, None, quality, distortion)
     return [
         (t, own_layout(analysis.reconstruction(t), pic)) for t in analysis.trials(quality, budgets)
     ]
