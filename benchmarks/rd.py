@@ -148,8 +148,9 @@ def build_parser() -> Parser:
         "--tune",
         default=None,
         choices=tuple(TUNES),
-        help="what the codec lcodec-effort searches for, as lcodec compress --tune (default: "
-        "what its release was trained for)",
+        help="as lcodec compress --tune, for the codec lcodec-effort: the release tuned for the "
+        "metric unless --weights names one, and the metric its search optimises (default: "
+        "what the release was trained on)",
     )
     p.add_argument("--threads", type=int, default=None, help="torch threads for lcodec")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
@@ -413,7 +414,7 @@ def _main(argv: Sequence[str] | None) -> int:
             raise UsageError(f"--effort must be 1 to 9, got {args.effort}") from None
     if args.tune is not None and not set(codecs_mod.taking("tune")) & set(names):
         raise UsageError(
-            f"--tune is the tune of the codec {' and '.join(codecs_mod.taking('tune'))}: "
+            f"--tune applies only to the codec {' and '.join(codecs_mod.taking('tune'))}: "
             "name it in --codecs"
         )
     plan = quality_plan(names, args.qualities, args.points)

@@ -121,7 +121,7 @@ def encode_efforts(
     highest alone: the search's schedule depends on the step count only, so every lower level's
     file is the best one found on the way (codec/encoder/effort.py). Images too large to be
     refined whole run one search per level. For comparing levels; ``.search_seconds`` is how
-    long the search had run when each level's file was settled.
+    long the search had run when each level's file was settled. ``tune`` as in ``encode``.
     """
     weights, distortion = tuned(tune, weights)
     levels = sorted({int(effort) for effort in efforts})
@@ -172,8 +172,8 @@ def compress(
 
 def tuned(tune: str | None, model: str | None) -> tuple[str | None, str | None]:
     """The release to write with and the distortion effort searches by, for ``tune``: the
-    release tuned for the metric unless ``model`` names one; ``None`` for both leaves the
-    release's default and its own distortion."""
+    release tuned for the metric unless ``model`` names one. Without ``tune``: ``model`` as
+    given and ``None`` (effort searches by the release's own distortion)."""
     if tune is None:
         return model, None
     if tune not in TUNES:

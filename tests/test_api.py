@@ -140,12 +140,14 @@ def test_model_names_the_release_to_write_with(image):
 
 
 def test_tune_picks_the_release_tuned_for_it_unless_a_model_is_named(image):
-    from codec.net.zoo import DEFAULT_MODEL, TUNED
+    from codec.metrics import DISTORTIONS, TUNES
+    from codec.net.zoo import TUNED
 
+    assert set(TUNED) == set(TUNES) and set(TUNES.values()) <= set(DISTORTIONS)
     for tune, name in TUNED.items():
         assert codec.info(codec.compress(image, 50, tune=tune))["model"] == name
-        named = codec.compress(image, 50, tune=tune, model=DEFAULT_MODEL)
-        assert codec.info(named)["model"] == DEFAULT_MODEL
+        named = codec.compress(image, 50, tune=tune, model="lcodec-msh-gain")
+        assert codec.info(named)["model"] == "lcodec-msh-gain"
     with pytest.raises(codec.CodecError, match="unknown tune 'ssim': choose one of psnr, ms-ssim"):
         codec.compress(image, 50, tune="ssim")
 

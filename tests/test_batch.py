@@ -54,7 +54,8 @@ def test_compress_many_writes_with_the_release_named():
         list(codec.compress_many([img], weights="lcodec-msh-gain", model="lcodec-elic-2026-12e"))
 
 
-def test_compress_many_writes_with_the_release_tuned_for_the_metric():
+def test_compress_many_writes_for_the_metric_tuned_for(monkeypatch):
+    from codec import batch
     from codec.net.zoo import TUNED
 
     img = make_image(40, 48)
@@ -63,3 +64,12 @@ def test_compress_many_writes_with_the_release_tuned_for_the_metric():
     assert tuned == codec.compress(img, quality=30, tune="ms-ssim")
     with pytest.raises(codec.CodecError, match="unknown tune"):
         codec.compress_many([img], tune="ssim")
+    asked = []  # the tune must reach each encode too, for effort's search
+
+    def compress(*a, **k):
+        asked.append(k["tune"])
+        return b""
+
+    monkeypatch.setattr(batch, "compress", compress)
+    list(codec.compress_many([img, img], tune="psnr", model="lcodec-msh-gain", effort=2))
+    assert asked == ["psnr", "psnr"]

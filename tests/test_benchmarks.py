@@ -252,6 +252,12 @@ def test_rd_measures_lcodec_effort_only_when_named(rd_out, data_dir, tmp_path, t
     assert effort["label"] == "lcodec, --effort 2 --tune ms-ssim"
     assert effort["settings"]["tune"] == "ms-ssim"
     assert effort["settings"]["model"] == TUNED["ms-ssim"] != codecs["lcodec"]["settings"]["model"]
+    # --weights names the release; --tune then chooses only the search's metric
+    named = tmp_path / "named"
+    args[args.index("--out") + 1] = str(named)
+    assert rd.main(args + ["--tune", "ms-ssim", "--weights", "lcodec-msh-gain"]) == 0
+    effort = json.loads((named / "rd.json").read_text())["codecs"]["lcodec-effort"]
+    assert effort["settings"]["model"] == "lcodec-msh-gain"
 
 
 def test_rd_of_lcodec_alone_writes_its_tables(data_dir, tmp_path, torch_one_thread):
@@ -702,7 +708,7 @@ def test_rd_errors_are_one_line(tmp_path, data_dir, capsys):
         ),
         (
             ["--data", str(data_dir), "--out", str(tmp_path), "--codecs", "jpeg", "--tune", "psnr"],
-            "--tune is the tune of the codec lcodec-effort: name it in --codecs",
+            "--tune applies only to the codec lcodec-effort: name it in --codecs",
         ),
     ]
     for args, message in cases:

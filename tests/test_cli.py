@@ -258,7 +258,7 @@ def test_models_lists_every_release_and_marks_the_default():
         assert (f"(--tune {row['tune']})" in line) == shown
 
 
-def test_tune_writes_with_the_release_tuned_for_that_metric(png, tmp_path):
+def test_tune_writes_with_the_release_tuned_for_that_metric(png, tmp_path, monkeypatch):
     from codec.net.zoo import DEFAULT_MODEL, TUNED, find_weights
 
     assert TUNED["psnr"] == DEFAULT_MODEL
@@ -273,6 +273,17 @@ def test_tune_writes_with_the_release_tuned_for_that_metric(png, tmp_path):
     r = run("compress", png, "--tune", "ms-ssim", "--model", DEFAULT_MODEL, "-o", out)
     assert r.exit_code == 0, r.output
     assert json.loads(run("info", out, "--json").output)["model"] == DEFAULT_MODEL
+    import codec.api
+
+    asked, encode = [], codec.api.encode  # and the tune still reaches the encoder's search
+
+    def spy(*a, **k):
+        asked.append((k["model"], k["tune"]))
+        return encode(*a, **k)
+
+    monkeypatch.setattr(codec.api, "encode", spy)
+    r = run("compress", png, "--tune", "ms-ssim", "--model", DEFAULT_MODEL, "-o", out, "--force")
+    assert r.exit_code == 0 and asked == [(DEFAULT_MODEL, "ms-ssim")], r.output
     r = run("compress", png, "--tune", "ssim", "-o", tmp_path / "x.lcz")
     assert r.exit_code == 2 and "'ssim' is not one of 'psnr', 'ms-ssim'" in r.output
     assert not (tmp_path / "x.lcz").exists()

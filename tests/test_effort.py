@@ -626,6 +626,7 @@ def test_an_effort_encode_does_not_import_torch_dynamo():
         ("lcodec-elic-2026-12f", None, "mse+ms-ssim"),
         ("lcodec-elic-2026-12f", "psnr", "mse"),
         ("lcodec-elic-2026-12f", "ms-ssim", "ms-ssim"),
+        (None, "psnr", "mse"),  # the tune picks the release too
     ],
 )
 def test_effort_minimises_the_distortion_of_the_tune_or_the_release(
@@ -635,10 +636,11 @@ def test_effort_minimises_the_distortion_of_the_tune_or_the_release(
     what it was trained on; a tune replaces that by its metric. The search's loss and the
     guard's true loss are the same, and the file kept beats the plain one by that loss."""
     from codec.encoder import analysis
-    from codec.net.zoo import find_weights
+    from codec.net.zoo import TUNED, find_weights
 
     img = _centre(192)  # MS-SSIM needs both sides over 160 pixels
-    assert (find_weights(name).distortion == distortion) == (tune is None)
+    release = name or TUNED[tune]
+    assert (find_weights(release).distortion == distortion) == (tune is None)
     searched, judged = [], []
     real = effort_mod.objective_for
 
@@ -654,11 +656,14 @@ def test_effort_minimises_the_distortion_of_the_tune_or_the_release(
     monkeypatch.setattr(analysis, "file_rd_loss", file_rd_loss)
     plain = codec.encode(img, 50, model=name, tune=tune)
     tuned = codec.encode(img, 50, effort=2, model=name, tune=tune)
-    assert plain.container.model_id == tuned.container.model_id == name
+    assert plain.container.model_id == tuned.container.model_id == release
     assert [o.distortion for o in searched] == [distortion]
     assert judged and set(judged) == {distortion}
+    searched.clear()
+    assert codec.encode_efforts(img, 50, (2,), weights=name, tune=tune)[2].data == tuned.data
+    assert [o.distortion for o in searched] == [distortion]
     assert tuned.data != plain.data, "effort 2 silently returned the effort-1 file"
-    lmbda = float(codec.load_model(name).model.lmbda(torch.tensor([tuned.container.rate]))[0])
+    lmbda = float(codec.load_model(release).model.lmbda(torch.tensor([tuned.container.rate]))[0])
 
     def loss(enc, d):
         return rd_loss(img, enc.reconstruction, len(enc.data), lmbda, d)

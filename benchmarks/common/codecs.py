@@ -27,7 +27,7 @@ class Codec:
     default_qualities: Sequence[float] = ()
     # Runs only when named: too slow for a default sweep of every codec.
     opt_in: bool = False
-    # Which of the benchmarks' lcodec options (weights, effort) the constructor takes.
+    # Which of the benchmarks' lcodec options (weights, effort, tune) the constructor takes.
     options: tuple[str, ...] = ()
 
     def check(self) -> None:
@@ -136,7 +136,8 @@ class LCodecMSSSIM(LCodec):
 @register
 class LCodecEffort(LCodec):
     """lcodec with ``--effort``: what the slower encoder buys over the whole quality ladder,
-    with the same weights as ``lcodec`` and the same decoder."""
+    with the same decoder and the same weights as ``lcodec`` (unless ``--tune`` picks
+    another release)."""
 
     name = "lcodec-effort"
     opt_in = True

@@ -251,9 +251,9 @@ def main():
     "--tune",
     type=click.Choice(list(TUNED)),
     default=None,
-    help="Write for this metric: with the release tuned for it unless --model names one, and "
-    "at --effort 2+ search for the smallest file by it. Without it, the search goes by what "
-    "the release was trained for (the default: PSNR and MS-SSIM alike).",
+    help="Write for this metric: with the release tuned for it (unless --model names one), "
+    "and at --effort 2+ optimise the file for this metric alone. Without it, effort optimises "
+    "for what the release was trained on (the default release: PSNR and MS-SSIM together).",
 )
 @DEVICE
 @PRECISION

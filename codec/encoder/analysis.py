@@ -142,7 +142,7 @@ class Analysis:
         return synthesize(self.model, trial.y_hat, trial.inv_gain, self.height, self.width)
 
     def _true_loss(self, y: Tensor, z: Tensor | None, inv_gain: Tensor, lmbda: float) -> float:
-        """λ·D + bpp of the file ``(y, z)`` codes to, D the release's distortion (stream
+        """λ·D + bpp of the file ``(y, z)`` codes to, D ``self.distortion`` (stream
         bytes: the header is constant); ``z`` None is ``h_a(y)``. Tile by tile, like a plain
         encode."""
         with torch.no_grad():

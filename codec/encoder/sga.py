@@ -241,8 +241,9 @@ def objective_for(
 ) -> Objective:
     """The relaxed objective of ``model``'s architecture, looked up in ``OBJECTIVES`` by the
     network's class name; ``CodecError`` for a network that has none. ``bf16`` runs the relaxed
-    loss's synthesis in bfloat16 autocast (never a judging loss); ``distortion`` is the one the
-    release was tuned for (MS-SSIM falls back to MSE on images too small for it)."""
+    loss's synthesis in bfloat16 autocast (never a judging loss); ``distortion`` is the one
+    searched for, the tune's or else the release's (MS-SSIM falls back to MSE on images too
+    small for it)."""
     name = type(model).__name__
     try:
         cls = OBJECTIVES[name]

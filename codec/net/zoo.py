@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 #: The release new files are written with; older releases stay installed for decoding.
 DEFAULT_MODEL = "lcodec-elic-2026-12h"
-#: The release each ``--tune`` writes with: the metric a user wants the file to score well on.
+#: The release each ``--tune`` writes with (unless a model is named): the metric a user wants
+#: the file to score well on. The keys are ``codec.metrics.TUNES``'s.
 TUNED = {"psnr": DEFAULT_MODEL, "ms-ssim": "lcodec-elic-ssim-2026-12e"}
 
 
