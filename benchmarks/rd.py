@@ -412,10 +412,10 @@ def _main(argv: Sequence[str] | None) -> int:
             effort_iterations(args.effort)
         except CodecError:
             raise UsageError(f"--effort must be 1 to 9, got {args.effort}") from None
-    if args.tune is not None and not set(codecs_mod.taking("tune")) & set(names):
+    tuning = codecs_mod.taking("tune")
+    if args.tune is not None and not set(tuning) & set(names):
         raise UsageError(
-            f"--tune applies only to the codec {' and '.join(codecs_mod.taking('tune'))}: "
-            "name it in --codecs"
+            f"--tune applies only to the codec {' and '.join(tuning)}: name it in --codecs"
         )
     plan = quality_plan(names, args.qualities, args.points)
     root, paths = image_paths(args.data, args.limit)

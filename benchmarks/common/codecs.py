@@ -157,12 +157,11 @@ class LCodecEffort(LCodec):
         self.label = f"lcodec, --effort {self.effort}" + (f" --tune {tune}" if tune else "")
 
     def _extra(self) -> dict:
-        # --tune also picks the release, as in ``lcodec compress``, unless --weights names one
-        if self.tune and not self.weights:
-            from codec.net.zoo import TUNED
+        # The release lcodec compress writes with: the tune's unless --weights names one.
+        from codec.api import tuned
 
-            return {"weights": TUNED[self.tune]}
-        return super()._extra()
+        weights, _ = tuned(self.tune, self.weights)
+        return {"weights": weights} if weights else {}
 
     def _encoder_options(self) -> dict:
         return {"effort": self.effort, **({"tune": self.tune} if self.tune else {})}
