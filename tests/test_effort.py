@@ -761,6 +761,20 @@ def test_a_manifest_with_an_unknown_distortion_is_a_one_line_error(tmp_path):
         _ = find_weights(path).distortion
 
 
+def test_an_unknown_distortion_to_search_by_is_refused_before_the_model_loads(monkeypatch):
+    from codec import runtime
+    from codec.encoder.analysis import prepare
+    from codec.image import read_image
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model loaded before the distortion was checked")
+
+    monkeypatch.setattr(runtime, "load_model", no_load)
+    pic = read_image(Image.fromarray(np.zeros((32, 32, 3), np.uint8)))
+    with pytest.raises(codec.CodecError, match="unknown distortion 'psnr': choose one of mse, "):
+        prepare(pic, None, "cpu", None, None, distortion="psnr")
+
+
 def test_benchmark_judges_a_release_by_its_own_distortion(tmp_path):
     """The effort report's loss is the one the search minimised: for the MS-SSIM release no
     level may be worse than effort 1 by it (the guard's promise), whatever MSE says."""

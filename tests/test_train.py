@@ -464,7 +464,10 @@ def test_a_stop_on_the_last_step_leaves_a_finished_run(data_dir, tmp_path, monke
     assert torch.load(ckpt, weights_only=False)["step"] == 1
 
 
-def test_a_stopped_cli_run_says_where_it_stopped_and_how_to_resume(data_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("signame, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stopped_cli_run_says_where_it_stopped_and_how_to_resume(
+    data_dir, tmp_path, monkeypatch, signame, status
+):
     import signal
 
     from codec.train import loop
@@ -472,7 +475,7 @@ def test_a_stopped_cli_run_says_where_it_stopped_and_how_to_resume(data_dir, tmp
     plain_step = loop.train_step
 
     def step_then_signal(*args, **kwargs):
-        signal.raise_signal(signal.SIGINT)  # Ctrl-C in the first step
+        signal.raise_signal(getattr(signal, signame))  # Ctrl-C or kill in the first step
         return plain_step(*args, **kwargs)
 
     monkeypatch.setattr(loop, "train_step", step_then_signal)
@@ -480,7 +483,7 @@ def test_a_stopped_cli_run_says_where_it_stopped_and_how_to_resume(data_dir, tmp
     args = ["train", "--data", str(data_dir), "--out", str(run), "--steps", "5", "--N", "16"]
     args += ["--M", "24", "--batch", "2", "--crop", "64", "--lambdas", "0.01,0.05"]
     res = CliRunner().invoke(main, args)
-    assert res.exit_code == 130, res.output
+    assert res.exit_code == status, res.output
     lines = res.output.strip().splitlines()
     assert lines[-1] == (
         f"lcodec: training stopped at step 1, checkpoint saved in {run / 'checkpoint.pt'}; "

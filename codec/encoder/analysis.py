@@ -19,7 +19,7 @@ from .. import bitstream, runtime
 from ..bitstream import Container
 from ..errors import CodecError
 from ..image import Picture, decoded_picture, encode_alpha
-from ..metrics import file_rd_loss, psnr
+from ..metrics import DISTORTIONS, file_rd_loss, psnr
 from ..net import architecture
 from ..net.ladder import quality_to_rate
 from ..net.tiling import analyse, synthesize
@@ -210,6 +210,10 @@ def prepare(
     its files will carry. Everything the header needs, and ``quality`` when given, is checked
     before the model loads. ``format_version`` ``None`` is the newest version the release's
     architecture writes; ``distortion`` ``None`` searches by the release's own."""
+    if distortion is not None and distortion not in DISTORTIONS:
+        raise CodecError(
+            f"unknown distortion {distortion!r}: choose one of {', '.join(DISTORTIONS)}"
+        )
     w = find_weights(weights)
     writes = architecture(w.manifest["architecture"]).writes
     version = writes[-1] if format_version is None else format_version

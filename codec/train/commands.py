@@ -60,7 +60,7 @@ def train_command(name: str | None, export_val: str | None, **options: Any) -> N
         ckpt = train(cfg)
     except TrainingStopped as e:
         click.echo(f"lcodec: {e}", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(128 + e.signum) from None
     if int(os.environ.get("RANK", "0")) == 0:
         out = Path(cfg.out)
         path = export_checkpoint(ckpt, out / "export", name or out.name, val=export_val)

@@ -225,13 +225,16 @@ class _SignalScope:
 class TrainingStopped(KeyboardInterrupt):
     """A signal stopped the run after its checkpoint was written: the same command resumes it."""
 
-    def __init__(self, step: int, checkpoint: Path):
+    def __init__(self, step: int, checkpoint: Path, signum: int = signal.SIGINT):
         super().__init__(
             f"training stopped at step {step}, checkpoint saved in {checkpoint}; "
             "run the same command to resume"
         )
         self.step = step
         self.checkpoint = checkpoint
+        #: The signal that stopped the run: the command exits with 128 plus it, as a shell
+        #: reports a process that signal ended.
+        self.signum = int(signum)
 
 
 class StopRequests(_SignalScope):
@@ -247,9 +250,11 @@ class StopRequests(_SignalScope):
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
         self.requested = False
+        self.signum = int(signal.SIGINT)
 
     def _request(self, signum, frame) -> None:
         self.requested = True
+        self.signum = int(signum)
 
     def _handlers(self) -> dict:
         return {sig: self._request for sig in self.SIGNALS} if self.enabled else {}
@@ -463,7 +468,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         dist.barrier()
         dist.destroy_process_group()
     if stop.requested and progress < 1.0:  # a stop on the last step leaves a finished run
-        raise TrainingStopped(step, ckpt)
+        raise TrainingStopped(step, ckpt, stop.signum)
     return ckpt
 
 
