@@ -10,7 +10,7 @@ the value reached, and how many targets were missed and why.
 
     python -m benchmarks.effort --data DIR --json OUT.json [--efforts 1,2,3] \\
         [--qualities 20,50,80] [--limit N] [--skip N] [--crop N] [--threads N] [--no-targets] \\
-        [--separate] [--steer auto|float32|bfloat16]
+        [--separate] [--steer auto|float32|bfloat16] [--tune psnr|ms-ssim]
     python -m benchmarks.effort --merge RUN1.json RUN2.json ... --json OUT.json
     ... --against benchmarks/results/rd/rd.json[:CODEC]
 
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from codec.hardware import cpu_model
-from codec.metrics import MS_SSIM_MIN_SIDE, MS_SSIM_WEIGHT
+from codec.metrics import MS_SSIM_MIN_SIDE, MS_SSIM_WEIGHT, TUNES
 
 from .common.bdrate import bd_rate
 from .common.cli import (
@@ -122,6 +122,14 @@ def build_parser() -> Parser:
         "judged in float32 by its real file either way",
     )
     p.add_argument(
+        "--tune",
+        choices=sorted(TUNES),
+        default=None,
+        help="search for this metric alone, as lcodec compress --tune does: with the release "
+        "tuned for it unless --weights names one, and judged by its distortion (default: the "
+        "release's own)",
+    )
+    p.add_argument(
         "--separate",
         action="store_true",
         help="encode every level on its own (default: one search per image and quality hands "
@@ -146,7 +154,15 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _point(lm, img: np.ndarray, q: float, enc, seconds: float, cpu: float, peak: int) -> dict:
+def searched(lm, kw: dict) -> str:
+    """The distortion the search minimised: the tune's, else the release's own."""
+    tune = kw.get("tune")
+    return TUNES[tune] if tune else lm.weights.distortion
+
+
+def _point(
+    lm, img: np.ndarray, q: float, enc, seconds: float, cpu: float, peak: int, distortion: str
+) -> dict:
     import torch
 
     from codec.metrics import file_rd_loss as rd_loss
@@ -160,8 +176,8 @@ def _point(lm, img: np.ndarray, q: float, enc, seconds: float, cpu: float, peak:
         "bpp": bpp(len(enc.data), h, w),
         "psnr": psnr(img, enc.reconstruction),
         "ms_ssim_db": ms_ssim_db(ms_ssim(img, enc.reconstruction)),
-        # the release's own loss: what the search minimised and the guard judged
-        "rd_loss": rd_loss(img, enc.reconstruction, len(enc.data), lmbda, lm.weights.distortion),
+        # what the search minimised and the guard judged: the tune's loss or the release's own
+        "rd_loss": rd_loss(img, enc.reconstruction, len(enc.data), lmbda, distortion),
         "encode_s": seconds,
         "encode_s_per_mp": seconds / (h * w / 1e6),
         "encode_cpu_s_per_mp": cpu / (h * w / 1e6),
@@ -189,7 +205,7 @@ def rd_points(codec, lm, img: np.ndarray, effort: int, qualities: list[float], k
     points = []
     for q in qualities:
         enc, seconds, cpu, peak = _timed(lm, lambda q=q: codec.encode(img, q, effort=effort, **kw))
-        points.append(_point(lm, img, q, enc, seconds, cpu, peak))
+        points.append(_point(lm, img, q, enc, seconds, cpu, peak, searched(lm, kw)))
     return points
 
 
@@ -214,9 +230,8 @@ def level_points(
             enc = levels[e]
             seconds = base_s + enc.search_seconds
             cpu = base_cpu + enc.search_cpu_seconds
-            points[e].append(
-                _point(lm, img, q, enc, seconds, cpu, base_peak if e == 1 else max(peak, base_peak))
-            )
+            peak_e = base_peak if e == 1 else max(peak, base_peak)
+            points[e].append(_point(lm, img, q, enc, seconds, cpu, peak_e, searched(lm, kw)))
     return points
 
 
@@ -553,13 +568,17 @@ def _main(argv: Sequence[str] | None) -> int:
     import torch
 
     import codec
+    from codec.api import tuned
     from codec.encoder.effort import ITERATIONS, progress, steers_in_bf16
 
     _configure(args.threads, args.steer)
     device_arg = None if args.device == "auto" else args.device
-    kw = {"device": device_arg, **({"weights": args.weights} if args.weights else {})}
+    # The release --tune picks unless --weights names one, resolved once for every encode.
+    weights, _ = tuned(args.tune, args.weights)
+    kw = {"device": device_arg, **({"weights": weights} if weights else {})}
+    kw.update({"tune": args.tune} if args.tune else {})
     try:
-        lm = codec.load_model(device=device_arg, weights=args.weights)
+        lm = codec.load_model(device=device_arg, weights=weights)
     except codec.CodecError as e:
         raise UsageError(f"cannot load lcodec's model: {e}") from None
 
@@ -612,8 +631,10 @@ def _main(argv: Sequence[str] | None) -> int:
             f"for a release tuned for MS-SSIM lambda(rate) * {MS_SSIM_WEIGHT:g} * "
             "(1 - MS-SSIM) + bpp; for one trained for both (distortion mse+ms-ssim) lambda(rate) "
             "times the mean of the two distortion terms, + bpp (MSE alone where a side is "
-            f"{MS_SSIM_MIN_SIDE} px or less)",
-            "distortion": lm.weights.distortion,
+            f"{MS_SSIM_MIN_SIDE} px or less); with --tune, the loss of the tune's distortion "
+            "(config distortion), whatever the release",
+            "distortion": searched(lm, kw),
+            "tune": args.tune,
             "memory": describe(lm.device),
             "targets": None
             if args.no_targets
@@ -663,6 +684,7 @@ SHARED = (
     "crop",
     "model",
     "distortion",
+    "tune",
     "steering",
     "iterations",
     "device",
@@ -687,6 +709,7 @@ MEASURING = (
     "device",
     "threads",
     "weights",
+    "tune",
     "jobs",
     "steer",
     "separate",

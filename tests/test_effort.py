@@ -537,6 +537,49 @@ def test_benchmark_steers_as_told_and_says_so(steer, tmp_path, monkeypatch):
     assert seen == [steer == "bfloat16"] * 2
 
 
+@pytest.mark.parametrize(
+    "tune, weights, model, distortion",
+    [
+        (None, None, "lcodec-elic-2026-12h", "mse+ms-ssim"),
+        ("psnr", None, "lcodec-elic-2026-12h", "mse"),
+        ("ms-ssim", "lcodec-elic-2026-12g", "lcodec-elic-2026-12g", "ms-ssim"),
+    ],
+)
+def test_benchmark_searches_and_judges_for_the_tune(
+    tune, weights, model, distortion, tmp_path, monkeypatch
+):
+    """``--tune`` measures what ``lcodec compress --tune`` writes: the search minimises the
+    tune's distortion, every point's RD loss is that distortion's, the release is the one the
+    tune picks unless ``--weights`` names one, and the report says which."""
+    pytest.importorskip("bjontegaard")
+    from benchmarks.effort import main
+    from codec import metrics
+    from codec.net.zoo import TUNED
+
+    monkeypatch.setitem(TUNED, "psnr", "lcodec-elic-2026-12h")  # the release under test
+    searched, judged = [], []
+    real_objective, real_loss = effort_mod.objective_for, metrics.file_rd_loss
+    monkeypatch.setattr(
+        effort_mod,
+        "objective_for",
+        lambda *a, **k: searched.append(k["distortion"]) or real_objective(*a, **k),
+    )
+    monkeypatch.setattr(metrics, "file_rd_loss", lambda *a: judged.append(a[4]) or real_loss(*a))
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.open(SAMPLE).convert("RGB").save(data / "a.png")
+    out = tmp_path / "effort.json"
+    argv = ["--data", str(data), "--json", str(out), "--crop", "32", "--efforts", "1,2"]
+    argv += ["--qualities", "30,70", "--threads", "1", "--no-targets"]
+    argv += ["--tune", tune] if tune else []
+    argv += ["--weights", weights] if weights else []
+    assert main(argv) == 0
+    config = json.loads(out.read_text())["config"]
+    assert (config["model"], config["distortion"], config["tune"]) == (model, distortion, tune)
+    assert searched == [distortion] * 2
+    assert judged == [distortion] * 4  # two levels at two qualities
+
+
 def test_objective_is_looked_up_by_network_class():
     """Each architecture registers its relaxed objective; an unknown network is a clear error."""
     from codec.encoder.sga import OBJECTIVES, ContextObjective, MeanScaleObjective, objective_for
