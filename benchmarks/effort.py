@@ -156,8 +156,9 @@ def _sync(device) -> None:
 
 def searched(lm, kw: dict) -> str:
     """The distortion the search minimised: the tune's, else the release's own."""
-    tune = kw.get("tune")
-    return TUNES[tune] if tune else lm.weights.distortion
+    from codec.api import tuned
+
+    return tuned(kw.get("tune"), kw.get("weights"))[1] or lm.weights.distortion
 
 
 def _point(

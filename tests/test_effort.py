@@ -554,8 +554,11 @@ def test_benchmark_searches_and_judges_for_the_tune(
     pytest.importorskip("bjontegaard")
     from benchmarks.effort import main
     from codec import metrics
+    from codec.encoder import analysis
     from codec.net.zoo import TUNED
 
+    # The encoder binds its own loss at import, so the spy below sees the report's calls only.
+    assert analysis.file_rd_loss is metrics.file_rd_loss
     monkeypatch.setitem(TUNED, "psnr", "lcodec-elic-2026-12h")  # the release under test
     searched, judged = [], []
     real_objective, real_loss = effort_mod.objective_for, metrics.file_rd_loss
