@@ -2,9 +2,10 @@
 
 Whole photos by default. Per effort level: the RD curve over ``--qualities`` (bpp from
 whole-file bytes, PSNR and MS-SSIM of the reconstruction the decoder produces), the RD loss
-effort minimises (λ times the ``--tune``'s distortion, else the release's own, + bpp), encode seconds per megapixel, the peak memory of an
-encode, and the BD-rate against effort 1 in PSNR and in MS-SSIM (dB) (``bjontegaard``, Akima,
-on the mean curves, plus the mean of per-image BD-rates). Then, at effort 1 and unless
+effort minimises (λ times the ``--tune``'s distortion, else the release's own, + bpp), encode
+seconds per megapixel, the peak memory of an encode, and the BD-rate against effort 1 in PSNR
+and in MS-SSIM (dB) (``bjontegaard``, Akima, on the mean curves, plus the mean of per-image
+BD-rates). Then, at effort 1 and unless
 ``--no-targets``, every bpp, size and PSNR target over every image: relative (or dB) error of
 the value reached, and how many targets were missed and why.
 
