@@ -204,10 +204,10 @@ def _timed(lm, fn):
 def rd_points(codec, lm, img: np.ndarray, effort: int, qualities: list[float], kw: dict) -> list:
     """One image's RD points at one effort, each level encoded on its own: bytes, bpp, PSNR,
     MS-SSIM, RD loss, encode seconds (and per megapixel), peak memory of the encode."""
-    points = []
+    points, distortion = [], searched(lm, kw)
     for q in qualities:
         enc, seconds, cpu, peak = _timed(lm, lambda q=q: codec.encode(img, q, effort=effort, **kw))
-        points.append(_point(lm, img, q, enc, seconds, cpu, peak, searched(lm, kw)))
+        points.append(_point(lm, img, q, enc, seconds, cpu, peak, distortion))
     return points
 
 
@@ -220,6 +220,7 @@ def level_points(
     the peak memory is the whole search's, the same for every level above 1."""
     points: dict[int, list] = {e: [] for e in efforts}
     higher = [e for e in efforts if e > 1]
+    distortion = searched(lm, kw)
     for q in qualities:
         plain, base_s, base_cpu, base_peak = _timed(lm, lambda q=q: codec.encode(img, q, **kw))
         levels, _, _, peak = (
@@ -233,7 +234,7 @@ def level_points(
             seconds = base_s + enc.search_seconds
             cpu = base_cpu + enc.search_cpu_seconds
             peak_e = base_peak if e == 1 else max(peak, base_peak)
-            points[e].append(_point(lm, img, q, enc, seconds, cpu, peak_e, searched(lm, kw)))
+            points[e].append(_point(lm, img, q, enc, seconds, cpu, peak_e, distortion))
     return points
 
 

@@ -249,11 +249,14 @@ class StopRequests(_SignalScope):
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
-        self.requested = False
-        self.signum = int(signal.SIGINT)
+        #: The signal that asked for the stop; ``None`` while none has.
+        self.signum: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
 
     def _request(self, signum, frame) -> None:
-        self.requested = True
         self.signum = int(signum)
 
     def _handlers(self) -> dict:
