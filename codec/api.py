@@ -71,11 +71,13 @@ def encode(
     ``target_psnr`` (dB) replaces ``quality`` by a search over it
     (codec/encoder/ratecontrol.py); ``.target`` says what was reached. ``effort`` 2..9
     optimises the latents for this image: slower encoding, smaller files, same decoder
-    (codec/encoder/effort.py). ``precision="float16"`` or ``"bfloat16"`` runs the transforms
-    in half precision. ``model`` names the release to write with (``weights`` is the same, by
-    position). ``tune="psnr"`` or ``"ms-ssim"`` writes for that metric: with the release tuned
-    for it unless ``model`` names one, and at effort 2..9 a search that minimises its loss
-    (without ``tune``, the loss the release was trained on). An image of more pixels than
+    (codec/encoder/effort.py), then fits the synthesis' last layer to the image and sends it
+    in the file where that pays for its bytes (codec/encoder/refine.py).
+    ``precision="float16"`` or ``"bfloat16"`` runs the transforms in half precision.
+    ``model`` names the release to write with (``weights`` is the same, by position).
+    ``tune="psnr"`` or ``"ms-ssim"`` writes for that metric: with the release tuned for it
+    unless ``model`` names one, and at effort 2..9 a search that minimises its loss (without
+    ``tune``, the loss the release was trained on). An image of more pixels than
     ``max_pixels`` (default ``codec.limits.MAX_IMAGE_PIXELS``) is refused before it is decoded.
     """
     model, distortion = tuned(tune, one_model(weights, model))

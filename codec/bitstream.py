@@ -68,9 +68,18 @@ PAD_MODES = {PAD_REPLICATE: "replicate"}
 #: Section types below 128 are critical (a reader that does not know one must refuse the
 #: file); from 128 on they are ancillary (an unknown one is skipped), as PNG does with chunks.
 SECTION_ALPHA = 1
+SECTION_REFINEMENT = 2
 SECTION_ICC = 128
 SECTION_SOURCE = 129
-SECTION_NAMES = {SECTION_ALPHA: "alpha", SECTION_ICC: "icc_profile", SECTION_SOURCE: "source"}
+SECTION_NAMES = {
+    SECTION_ALPHA: "alpha",
+    SECTION_REFINEMENT: "refinement",
+    SECTION_ICC: "icc_profile",
+    SECTION_SOURCE: "source",
+}
+#: Largest refinement section: the form, two steps, a scale per channel and colour for up to
+#: 1024 channels, three offsets (codec/net/refine.py parses it against the model).
+MAX_REFINEMENT_BYTES = 9 + 3 * 1024 + 3
 
 # magic, version, flags, width, height, layout, quality, rate, pad mode, pad bottom, pad right,
 # hyper-latent height and width, weights hash, model-id length
@@ -102,6 +111,8 @@ class Container:
     flags: int = 0
     version: int = VERSION
     alpha: bytes | None = None
+    #: The synthesis refinement's payload (codec/net/refine.py), opaque here.
+    refinement: bytes | None = None
     icc_profile: bytes | None = None
     source_mode: str = ""  # the input's PIL mode, e.g. "P", "CMYK", "I;16"; informational
     source_bits: int = 8  # bits per sample of the input; informational
@@ -111,6 +122,8 @@ class Container:
         out = {}
         if self.alpha is not None:
             out[SECTION_ALPHA] = self.alpha
+        if self.refinement is not None:
+            out[SECTION_REFINEMENT] = self.refinement
         if self.icc_profile is not None:
             out[SECTION_ICC] = self.icc_profile
         if self.source_mode:
@@ -340,6 +353,10 @@ def _read_sections(r: _Reader, c: Container) -> None:
         seen.add(kind)
         if kind == SECTION_ALPHA:
             c.alpha = payload
+        elif kind == SECTION_REFINEMENT:
+            if length > MAX_REFINEMENT_BYTES:
+                raise CodecError("refinement section too large")
+            c.refinement = payload
         elif kind == SECTION_ICC:
             if length > MAX_ICC_BYTES:
                 raise CodecError("ICC profile section too large")
@@ -383,6 +400,7 @@ def info(data: bytes | str | os.PathLike) -> dict:
         "header_bytes": len(data) - sum(map(len, c.streams)) - 4,
         "section_bytes": {
             "alpha": 0 if c.alpha is None else len(c.alpha),
+            "refinement": 0 if c.refinement is None else len(c.refinement),
             "icc_profile": 0 if c.icc_profile is None else len(c.icc_profile),
         },
         "stream_bytes": {"z": len(c.streams[0]), "y": sum(map(len, c.streams[1:]))},

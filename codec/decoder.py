@@ -19,6 +19,7 @@ from .files import file_or_bytes, naming
 from .image import Picture, decode_alpha, decoded_picture
 from .limits import check_budget
 from .net import architecture
+from .net.refine import Refinement, split
 from .net.tiling import synthesize
 from .net.zoo import weights_for
 
@@ -54,6 +55,9 @@ def decode(
     lm = runtime.load_model(w, device, precision)
     model = lm.model
     check_header(c, model, architecture(w.manifest["architecture"]).writes)
+    refinement = None
+    if c.refinement is not None:
+        refinement = Refinement.unpack(c.refinement, split(model.g_s)[1].in_channels)
     alpha = None if c.alpha is None else decode_alpha(c.alpha, c.width, c.height)
     with torch.inference_mode():
         try:
@@ -62,7 +66,7 @@ def decode(
             raise CodecError(f"corrupt entropy-coded stream: {e}") from None
         rate = torch.tensor([c.rate], dtype=torch.float32, device=lm.device)
         _, inv_gain = model.gains(rate)
-        rgb = synthesize(model, y_hat, inv_gain, c.height, c.width)
+        rgb = synthesize(model, y_hat, inv_gain, c.height, c.width, refinement=refinement)
     del y_hat
     gray = c.layout in (bitstream.LAYOUT_GRAY, bitstream.LAYOUT_GRAYA)
     return decoded_picture(rgb, gray, alpha, c.icc_profile, c.source_mode, c.source_bits)

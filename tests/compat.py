@@ -5,6 +5,10 @@ lcodec: crops of the sample photo in every layout the format holds and every for
 release can write, the pixels each decodes to on the CPU (PNG), and ``manifest.json`` with the
 sha256 of each file, of its entropy-decoded latents and of its pixels. A release's folder is
 never rewritten; ``tests/test_compat.py`` decodes every file of every release on each run.
+
+``python tests/compat.py RELEASE --refinement`` writes ``RELEASE+refinement/`` the same way: files
+that carry a synthesis refinement (section 2), of a small flat graphic (photo crops that small
+never pay for one), in both of its forms.
 """
 
 from __future__ import annotations
@@ -64,6 +68,23 @@ def inputs() -> dict[str, object]:
         "icc": icc,
         "gray16": gray16,
     }
+
+
+def graphic(height: int, width: int, period: int) -> Image.Image:
+    """Flat colours and hard edges: what the refinement pays for on a small image."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    img = np.zeros((height, width, 3), np.uint8)
+    img[...] = (235, 225, 40)
+    img[(xx // period + yy // period) % 2 == 0] = (20, 60, 200)
+    img[(yy - height / 2) ** 2 + (xx - width / 3) ** 2 < (height / 5) ** 2] = (250, 250, 250)
+    return Image.fromarray(img)
+
+
+#: (name, picture, quality, effort) of the refinement corpus: each file must carry one.
+REFINED = (
+    ("graphic", lambda: graphic(96, 128, 24), 100, 2),
+    ("graphic-gray", lambda: graphic(96, 128, 24).convert("L"), 100, 2),
+)
 
 
 def cases(writes: tuple[int, ...]) -> list[tuple[str, int, int]]:
@@ -131,6 +152,47 @@ def write_corpus(release: str) -> Path:
     return folder
 
 
+def write_refinement_corpus(release: str) -> Path:
+    import codec
+    from codec import bitstream
+
+    folder = ROOT / f"{release}+refinement"
+    if folder.exists():
+        raise SystemExit(f"{folder} exists: a corpus is written once, never again")
+    entries = []
+    data_of = {}
+    for name, picture, quality, effort in REFINED:
+        data = codec.encode(
+            _as_input(picture()), quality, device="cpu", model=release, effort=effort
+        ).data
+        if bitstream.unpack(data).refinement is None:
+            raise SystemExit(f"{name} at quality {quality} did not get a refinement")
+        data_of[name] = data
+    folder.mkdir(parents=True)
+    for name, data in data_of.items():
+        c = bitstream.unpack(data)
+        stem = f"{name}-v{c.version}-q{c.quality:g}"
+        (folder / f"{stem}.lcz").write_bytes(data)
+        pic = codec.decode(data, device="cpu")
+        pic.to_pil().save(folder / f"{stem}.png")
+        entries.append(
+            {
+                "file": f"{stem}.lcz",
+                "pixels": f"{stem}.png",
+                "format_version": c.version,
+                "quality": c.quality,
+                "mode": pic.mode,
+                "refinement_form": c.refinement[0],
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "latents_sha256": latent_digest(data),
+                "pixels_sha256": pixel_digest(pic.pixels),
+            }
+        )
+    manifest = {"release": release, "lcodec": _version(), "files": entries}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return folder
+
+
 def _version() -> str:
     from importlib.metadata import version
 
@@ -138,6 +200,9 @@ def _version() -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python tests/compat.py RELEASE")
-    print(write_corpus(sys.argv[1]))
+    if len(sys.argv) == 3 and sys.argv[2] == "--refinement":
+        print(write_refinement_corpus(sys.argv[1]))
+    elif len(sys.argv) == 2:
+        print(write_corpus(sys.argv[1]))
+    else:
+        raise SystemExit("usage: python tests/compat.py RELEASE [--refinement]")

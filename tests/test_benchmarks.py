@@ -963,3 +963,37 @@ def test_startup_reports_command_library_and_stages(tmp_path, capsys):
     assert "library / command" in done.stdout
     assert startup.main(["--image", str(tmp_path / "none.png")]) == 2
     assert "image not found" in capsys.readouterr().err
+
+
+def test_refine_sets_refined_files_beside_plain_ones(tmp_path, torch_one_thread, capsys):
+    """benchmarks.refine: on flat colours at the top of the ladder the encoder keeps a
+    refinement, whose file is larger and closer to the image; the BD-rate against a report's
+    codec is computed from both curves."""
+    from benchmarks import refine
+
+    data = tmp_path / "data"
+    data.mkdir()
+    yy, xx = np.mgrid[0:96, 0:128]
+    img = np.zeros((96, 128, 3), np.uint8)
+    img[...] = (235, 225, 40)
+    img[(xx // 24 + yy // 24) % 2 == 0] = (20, 60, 200)
+    Image.fromarray(img).save(data / "graphic.png")
+    report = tmp_path / "rd.json"
+    points = [{"bpp": b, "psnr": p, "ms_ssim_db": m} for b, p, m in ((1, 20, 8), (4, 40, 20))]
+    report.write_text(json.dumps({"codecs": {"other": {"points": points}}}))
+    out = tmp_path / "refine.json"
+    args = ["--data", str(data), "--json", str(out), "--threads", "1", "--report", str(report)]
+    assert refine.main([*args, "--qualities", "85,100"]) == 0
+    r = json.loads(out.read_text())
+    ((mid, top),) = r["per_image"].values()
+    assert top["form"] is not None and top["refinement_bytes"] > 0
+    assert top["refined"]["bpp"] > top["plain"]["bpp"]
+    assert top["refined"]["psnr"] > top["plain"]["psnr"]
+    import codec
+
+    plain = codec.compress(img, 100)  # the plain file is the one compress writes
+    assert top["plain"]["bpp"] == pytest.approx(8 * len(plain) / img[..., 0].size)
+    assert set(r["bd_rate"]) == {"refined vs plain", "plain vs other", "refined vs other"}
+    assert "| 100 | 1/1 |" in capsys.readouterr().out
+    assert refine.main([*args, "--effort", "10"]) == 2
+    assert "from 1 to 9" in capsys.readouterr().err

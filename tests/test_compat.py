@@ -49,3 +49,16 @@ def test_corpus_file_decodes_as_it_always_did(folder, entry):
     if pixel_digest(pic.pixels) != entry["pixels_sha256"]:
         diff = np.abs(pic.pixels.astype(np.int16) - ref.astype(np.int16))
         assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+
+
+REFINED = [case for case in CASES if "refinement_form" in case.values[1]]
+
+
+def test_the_refinement_corpus_covers_both_forms():
+    assert {case.values[1]["refinement_form"] for case in REFINED} == {1, 2}
+
+
+@pytest.mark.parametrize(("folder", "entry"), REFINED)
+def test_refinement_corpus_files_carry_their_refinement(folder, entry):
+    c = codec.bitstream.unpack((folder / entry["file"]).read_bytes())
+    assert c.refinement is not None and c.refinement[0] == entry["refinement_form"]

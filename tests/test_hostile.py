@@ -17,6 +17,7 @@ import codec
 from codec import bitstream
 from codec.bitstream import pack, unpack
 from codec.entropy.msh_gain import safe_stream
+from codec.net.refine import Refinement
 
 H, W = 32, 48
 #: Seconds one decode of a damaged 32x48 file may take: far more than it needs.
@@ -37,7 +38,16 @@ def files():
         "rgba": codec.compress(rgba, 30),
         "v2": codec.encode(rgb, 60, format_version=2, model="lcodec-msh-gain").data,
         "v3": codec.compress(rgb, 60, model="lcodec-msh-gain"),
+        "refined": refined(codec.compress(rgb, 60)),
     }
+
+
+def refined(data: bytes) -> bytes:
+    """``data`` with a synthesis refinement section of the largest form."""
+    rng = np.random.default_rng(12)
+    c = unpack(data)
+    c.refinement = Refinement.quantize(2, rng.normal(0, 0.05, 384), rng.normal(0, 0.01, 3)).pack()
+    return pack(c)
 
 
 def decode_or_refuse(data: bytes) -> None:

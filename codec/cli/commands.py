@@ -238,7 +238,8 @@ def main():
     type=Number("an effort from 1 to 9", 1, 9, whole=True),
     default=1,
     show_default=True,
-    help="1-9: higher spends more encoding time on smaller files (same decoder).",
+    help="1-9: higher spends more encoding time on smaller files (same decoder). 2+ also "
+    "fits the decoder's last layer to the image and sends it, where that pays for its bytes.",
 )
 @click.option(
     "--model",

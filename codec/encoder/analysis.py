@@ -8,7 +8,7 @@ where a reconstruction is needed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -22,10 +22,12 @@ from ..image import Picture, decoded_picture, encode_alpha
 from ..metrics import DISTORTIONS, file_rd_loss, psnr
 from ..net import architecture
 from ..net.ladder import quality_to_rate
+from ..net.refine import Refinement
 from ..net.tiling import analyse, synthesize
 from ..net.zoo import find_weights
 from .effort import refine_latents
 from .ratecontrol import Candidate, Target, TargetResult, search
+from .refine import fit
 
 
 @dataclass
@@ -40,6 +42,8 @@ class Trial:
     #: latents (0 without effort).
     search_seconds: float = 0.0
     search_cpu_seconds: float = 0.0
+    #: The synthesis refinement the file carries, if any.
+    refinement: Refinement | None = None
 
 
 class Analysis:
@@ -139,7 +143,42 @@ class Analysis:
 
     def reconstruction(self, trial: Trial) -> np.ndarray:
         """The pixels the decoder will produce from ``trial``'s file."""
-        return synthesize(self.model, trial.y_hat, trial.inv_gain, self.height, self.width)
+        return synthesize(
+            self.model,
+            trial.y_hat,
+            trial.inv_gain,
+            self.height,
+            self.width,
+            refinement=trial.refinement,
+        )
+
+    def refined(
+        self, trial: Trial, max_bytes: float | None = None
+    ) -> tuple[Trial, np.ndarray | None]:
+        """``trial`` with the synthesis refinement (codec/encoder/refine.py) that lowers its
+        rate-distortion loss the most, by ``self.distortion`` on the real file, and keeps it
+        within ``max_bytes``; ``trial`` itself if none does. The reconstruction comes with a
+        refined trial (``None`` otherwise)."""
+        if not bitstream.features(self.format_version).sections:
+            return trial, None
+        rate = torch.tensor([trial.container.rate], dtype=torch.float32, device=self.device)
+        lmbda = float(self.model.lmbda(rate)[0])
+
+        def loss(data: bytes, recon: np.ndarray) -> float:
+            return file_rd_loss(self.pixels, recon, len(data), lmbda, self.distortion)
+
+        best, best_recon = trial, None
+        best_loss = loss(trial.data, self.reconstruction(trial))
+        for r in fit(self.model, trial.y_hat, trial.inv_gain, self.pixels):
+            c = replace(trial.container, refinement=r.pack())
+            data = bitstream.pack(c)
+            if max_bytes is not None and len(data) > max_bytes:
+                continue
+            candidate = replace(trial, container=c, data=data, refinement=r)
+            recon = self.reconstruction(candidate)
+            if (value := loss(data, recon)) < best_loss:
+                best, best_recon, best_loss = candidate, recon, value
+        return best, best_recon
 
     def _true_loss(self, y: Tensor, z: Tensor | None, inv_gain: Tensor, lmbda: float) -> float:
         """λ·D + bpp of the file ``(y, z)`` codes to, D ``self.distortion`` (stream
@@ -251,9 +290,38 @@ def encode_picture(
         trial = analysis.trial(quality, iterations)
     else:
         trial, recon, result = analysis.search(target, iterations)
+    if iterations:
+        trial, recon, result = refine_synthesis(analysis, trial, recon, target, result)
     if reconstruct and recon is None:
         recon = analysis.reconstruction(trial)
     return trial, own_layout(recon, pic), result
+
+
+def refine_synthesis(
+    analysis: Analysis,
+    trial: Trial,
+    recon: np.ndarray | None,
+    target: Target | None,
+    result: TargetResult | None,
+) -> tuple[Trial, np.ndarray | None, TargetResult | None]:
+    """``trial`` with a synthesis refinement where one pays (``Analysis.refined``), within a
+    size target, and the target's result brought up to date."""
+    max_bytes = None
+    if target is not None and target.kind != "psnr":
+        goal = target.value * analysis.height * analysis.width / 8
+        max_bytes = target.value if target.kind == "size" else max(goal, len(trial.data))
+    refined, refined_recon = analysis.refined(trial, max_bytes)
+    if refined is trial:
+        return trial, recon, result
+    if result is not None:
+        reached = {
+            "size": len(refined.data),
+            "bpp": 8 * len(refined.data) / (analysis.height * analysis.width),
+            "psnr": psnr(analysis.pixels, refined_recon),
+        }[result.kind]
+        met = result.met or (result.kind == "psnr" and reached >= result.target)
+        result = replace(result, reached=reached, met=met)
+    return refined, refined_recon, result
 
 
 def encode_picture_budgets(
@@ -268,9 +336,13 @@ def encode_picture_budgets(
     """The trial and reconstruction (in the image's own layout) after each of ``budgets``
     optimisation steps, ascending, from one search (``Analysis.trials``)."""
     analysis = prepare(pic, weights, device, precision, None, quality, distortion)
-    return [
-        (t, own_layout(analysis.reconstruction(t), pic)) for t in analysis.trials(quality, budgets)
-    ]
+    out = []
+    for steps, t in zip(sorted(set(budgets)), analysis.trials(quality, budgets)):
+        recon = None
+        if steps:
+            t, recon, _ = refine_synthesis(analysis, t, None, None, None)
+        out.append((t, own_layout(analysis.reconstruction(t) if recon is None else recon, pic)))
+    return out
 
 
 def own_layout(recon: np.ndarray | None, pic: Picture) -> np.ndarray | None:

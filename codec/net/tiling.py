@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .refine import Refinement, refined_synthesis
+
 #: Core side of a tile in pixels (a multiple of 64): the memory/overhead trade-off.
 TILE = 768
 #: Context on each side of a tile's core, in pixels (a multiple of 16).
@@ -85,14 +87,22 @@ def analyse(
 
 
 def synthesize(
-    model, y_hat: Tensor, inv_gain: Tensor, height: int, width: int, tile: int = 0
+    model,
+    y_hat: Tensor,
+    inv_gain: Tensor,
+    height: int,
+    width: int,
+    tile: int = 0,
+    refinement: Refinement | None = None,
 ) -> np.ndarray:
-    """``model.g_s(y_hat * inv_gain)`` cropped to ``height x width``, as HxWx3 uint8.
+    """``model.g_s(y_hat * inv_gain)`` cropped to ``height x width``, as HxWx3 uint8, its last
+    layer refined by the file's ``refinement`` if it has one (codec/net/refine.py).
 
     ``y_hat`` may sit on another device than the model (the entropy decoder leaves it on the
     CPU); each tile moves on its own to the device of ``inv_gain``, which comes from the
     model's gains, so a large latent never moves whole.
     """
+    g_s = model.g_s if refinement is None else refined_synthesis(model.g_s, refinement)
     tile = (tile or TILE) // DOWN
     halo = HALO // DOWN
     lh, lw = y_hat.shape[-2:]
@@ -106,7 +116,7 @@ def synthesize(
             a0, a1 = max(0, r0 - halo), min(lh, r1 + halo)
             b0, b1 = max(0, c0 - halo), min(lw, c1 + halo)
             with torch.no_grad():
-                x = model.g_s(y_hat[..., a0:a1, b0:b1].to(inv_gain.device) * inv_gain)
+                x = g_s(y_hat[..., a0:a1, b0:b1].to(inv_gain.device) * inv_gain)
                 dy, dx = (r0 - a0) * DOWN, (c0 - b0) * DOWN
                 core = x[..., dy : dy + bottom - top, dx : dx + right - left]
                 out[top:bottom, left:right] = to_uint8(core)

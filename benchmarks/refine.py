@@ -1,0 +1,207 @@
+"""What the synthesis refinement buys: the same latents with and without it, on real files.
+
+For each photo and quality, the plain file (effort 1, or the latents effort ``--effort`` finds)
+and the file the encoder makes from the same latents with the refinement it judges worth its
+bytes (codec/encoder/refine.py; what every effort above 1 adds after its search), decoded by
+the library: mean RD curves, BD-rate of the
+refined files against the plain ones and, with ``--report``, of both against every codec of a
+``benchmarks.rd`` report (the AVIF at speed 2 with 4:4:4 among them).
+
+    python -m benchmarks.refine --data DIR [--qualities 0,15,...] [--effort N] [--limit N]
+        [--weights NAME] [--report benchmarks/results/rd/rd.json] [--threads N] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from codec.hardware import cpu_model
+
+from .common.bdrate import bd_rate
+from .common.cli import Parser, UsageError, floats, image_paths, output_file, run
+from .common.images import image_name, load_rgb
+from .common.jsonutil import write_json
+from .common.metrics import bpp, ms_ssim, ms_ssim_db, psnr
+
+PROG = "python -m benchmarks.refine"
+QUALITIES = (0, 15, 30, 45, 60, 75, 90, 100)
+METRICS = ("psnr", "ms_ssim_db")
+
+
+def build_parser() -> Parser:
+    p = Parser(prog=PROG, description="RD curves with and without the synthesis refinement.")
+    p.add_argument("--data", required=True, help="folder of images (searched recursively)")
+    p.add_argument(
+        "--qualities",
+        default=",".join(f"{q:g}" for q in QUALITIES),
+        help="comma-separated qualities 0-100 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--effort", type=int, default=1, help="the effort whose latents both files carry (1-9)"
+    )
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    p.add_argument("--weights", default=None, help="release name or .safetensors path")
+    p.add_argument("--report", default=None, help="a benchmarks.rd rd.json to compare against")
+    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--json", default=None, help="write the per-image and mean results here")
+    return p
+
+
+def measure(
+    weights: str | None, pixels: np.ndarray, qualities: Sequence[float], iterations: int = 0
+) -> list[dict]:
+    """Per quality: bpp, PSNR and MS-SSIM of the file without the refinement (latents after
+    ``iterations`` steps of effort) and of the refined one (both decoded by the library), the
+    refinement's form and bytes, and the seconds the fit and judgement took."""
+    import codec
+    from codec.encoder.analysis import prepare
+    from codec.image import read_image
+
+    a = prepare(read_image(pixels), weights, "cpu", None, None)
+    rows = []
+    for q in qualities:
+        plain = a.trial(q, iterations)
+        start = time.perf_counter()
+        refined, _ = a.refined(plain)
+        seconds = time.perf_counter() - start
+        row = {"quality": q, "refine_seconds": seconds}
+        for key, t in (("plain", plain), ("refined", refined)):
+            rec = codec.decode(t.data, device="cpu", weights=weights).pixels
+            row[key] = {
+                "bpp": bpp(len(t.data), a.height, a.width),
+                "psnr": psnr(pixels, rec),
+                "ms_ssim": ms_ssim(pixels, rec),
+            }
+        r = refined.refinement
+        row["form"] = None if r is None else r.form
+        row["refinement_bytes"] = 0 if r is None else len(r.pack())
+        rows.append(row)
+    return rows
+
+
+def mean_curve(per_image: dict[str, list[dict]], key: str) -> dict[str, list[float]]:
+    """The mean bpp, PSNR and MS-SSIM (in dB, of the mean MS-SSIM) per quality."""
+    points = list(zip(*per_image.values()))
+    curve = {"quality": [pts[0]["quality"] for pts in points], "bpp": [], "psnr": []}
+    curve["ms_ssim_db"] = []
+    for pts in points:
+        curve["bpp"].append(statistics.fmean(p[key]["bpp"] for p in pts))
+        curve["psnr"].append(statistics.fmean(p[key]["psnr"] for p in pts))
+        m = statistics.fmean(p[key]["ms_ssim"] for p in pts)
+        curve["ms_ssim_db"].append(ms_ssim_db(m) if math.isfinite(m) else math.nan)
+    return curve
+
+
+def bd(anchor: dict, test: dict) -> dict[str, float]:
+    """BD-rate (percent) of ``test`` against ``anchor`` in PSNR and MS-SSIM."""
+    return {m: bd_rate(anchor["bpp"], anchor[m], test["bpp"], test[m]).value for m in METRICS}
+
+
+def report_curves(path: str) -> dict[str, dict]:
+    """Every codec's mean curve in a ``benchmarks.rd`` report, keyed by its name."""
+    try:
+        with open(path) as f:
+            codecs = json.load(f)["codecs"]
+        return {
+            name: {
+                "bpp": [p["bpp"] for p in c["points"]],
+                **{m: [p[m] for p in c["points"]] for m in METRICS},
+            }
+            for name, c in codecs.items()
+        }
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"cannot read the report {path}: {e}") from None
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    out = output_file(args.json) if args.json else None
+    root, paths = image_paths(args.data, args.limit)
+    qualities = floats(args.qualities, "--qualities")
+    if not all(0 <= q <= 100 for q in qualities):
+        raise UsageError("--qualities must be from 0 to 100")
+    if not 1 <= args.effort <= 9:
+        raise UsageError("--effort must be from 1 to 9")
+    others = report_curves(args.report) if args.report else {}
+
+    import torch
+
+    import codec
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
+    try:
+        lm = codec.load_model(device="cpu", weights=args.weights)
+    except codec.CodecError as e:
+        raise UsageError(f"cannot load lcodec's model: {e}") from None
+    from codec.encoder.effort import effort_iterations
+
+    iterations = effort_iterations(args.effort)
+    per_image = {}
+    for path in paths:
+        name = image_name(path, root)
+        per_image[name] = measure(args.weights, load_rgb(path), qualities, iterations)
+        print(f"{name}: done", file=sys.stderr, flush=True)
+    curves = {key: mean_curve(per_image, key) for key in ("plain", "refined")}
+    points = list(zip(*per_image.values()))
+    print(f"{len(per_image)} images of {root}, {lm.weights.model_id}, effort {args.effort}")
+    print("| quality | refined files | refinement bytes | bpp | PSNR | MS-SSIM (dB) | fit s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for i, pts in enumerate(points):
+        c, p = curves["refined"], curves["plain"]
+        used = [x["refinement_bytes"] for x in pts if x["form"] is not None]
+        print(
+            f"| {pts[0]['quality']:g} | {len(used)}/{len(pts)} "
+            f"| {statistics.fmean(used) if used else 0:.0f} "
+            f"| {p['bpp'][i]:.4f} → {c['bpp'][i]:.4f} "
+            f"| {p['psnr'][i]:.3f} → {c['psnr'][i]:.3f} "
+            f"| {p['ms_ssim_db'][i]:.3f} → {c['ms_ssim_db'][i]:.3f} "
+            f"| {statistics.fmean(x['refine_seconds'] for x in pts):.2f} |"
+        )
+    results = {"refined vs plain": bd(curves["plain"], curves["refined"])}
+    for name, curve in others.items():
+        for key in ("plain", "refined"):
+            results[f"{key} vs {name}"] = bd(curve, curves[key])
+    for label, r in results.items():
+        print(f"BD-rate {label}: PSNR {r['psnr']:+.2f} %, MS-SSIM {r['ms_ssim_db']:+.2f} %")
+    if out is not None:
+        report = {
+            "config": {
+                "data": str(root),
+                "images": len(per_image),
+                "model": lm.weights.model_id,
+                "qualities": qualities,
+                "effort": args.effort,
+                "report": args.report,
+                "cpu": cpu_model(),
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+            },
+            "curves": curves,
+            "bd_rate": results,
+            "per_image": per_image,
+        }
+        try:
+            write_json(report, out)
+        except OSError as e:
+            raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
+        print(f"wrote {out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 with a one-line message on bad arguments)."""
+    return run(PROG, _main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
