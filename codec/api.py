@@ -121,7 +121,8 @@ def encode_efforts(
 ) -> dict[int, Encoded]:
     """``encode(image, quality, effort=N)`` for each N of ``efforts``, at the cost of the
     highest alone: the search's schedule depends on the step count only, so every lower level's
-    file is the best one found on the way (codec/encoder/effort.py). Images too large to be
+    latents are the best found on the way (codec/encoder/effort.py), each then given the
+    synthesis refinement ``encode`` would give them. Images too large to be
     refined whole run one search per level. For comparing levels; ``.search_seconds`` is how
     long the search had run when each level's file was settled. ``tune`` as in ``encode``.
     """

@@ -116,7 +116,8 @@ def test_the_step_falls_to_zero_over_the_anneal():
 def test_one_search_gives_every_level_as_encode_writes_it(crop):
     """Each level's schedule is the beginning of the next one's, so the benchmark's single
     search to the highest level must hand back exactly the files each level writes alone,
-    and a higher level's file is never worse on the image than a lower one's."""
+    and a higher level's latents are never worse on the image than a lower one's (on this
+    crop no level keeps a synthesis refinement, so the files are the latents')."""
     levels = codec.encode_efforts(crop, 40, efforts=(1, 2, 3))
     losses = []
     for effort, enc in levels.items():
@@ -124,6 +125,7 @@ def test_one_search_gives_every_level_as_encode_writes_it(crop):
         assert enc.data == alone.data, f"effort {effort} differs from its own encode"
         assert np.array_equal(enc.reconstruction, alone.reconstruction)
         losses.append(_loss(crop, enc))
+        assert enc.container.refinement is None
     assert losses[0] >= losses[1] >= losses[2] and losses[2] < losses[0]
     assert levels[1].search_seconds == 0 < levels[2].search_seconds <= levels[3].search_seconds
 

@@ -6,7 +6,7 @@ those weights' input channels (and output colours), so for one image the encoder
 the best scales exactly, by least squares (codec/encoder/refine.py), and send them in a few
 hundred bytes: most where an image is unlike the training photos (flat colours, smooth
 gradients), which is where the transforms fall furthest behind. The decoder scales the layer
-once before synthesis, so decoding costs no more.
+once before synthesis; the synthesis itself is unchanged.
 
 Payload of the file's refinement section (docs/FORMAT.md): the form (1 byte), the scale step and
 the bias step (float32 each), the scales (int8: one per input channel, or per input channel and
