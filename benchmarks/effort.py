@@ -51,9 +51,9 @@ from .common.cli import (
     require,
     run,
     warn,
+    write_report,
 )
 from .common.images import image_name, load_rgb
-from .common.jsonutil import write_json
 from .common.memory import describe, peak_memory
 from .common.metrics import bpp, ms_ssim, ms_ssim_db, psnr
 
@@ -841,10 +841,7 @@ def _percent(value: float | None) -> str:
 
 
 def _write_and_print(report: dict, out: Path) -> None:
-    try:
-        write_json(report, out)
-    except OSError as e:
-        raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
+    write_report(report, out)
     print(
         "| effort | steps | BD-rate PSNR | BD-rate MS-SSIM | RD loss | s/MP | CPU s/MP "
         "| peak RSS MiB | worse than 1 |\n|---|---|---|---|---|---|---|---|---|"
@@ -884,7 +881,6 @@ def _write_and_print(report: dict, out: Path) -> None:
             print(f"note: {note}")
     for kind, s in report.get("targets", {}).get("summary", {}).items():
         print(f"target {kind}: {s['runs']} runs, {s['misses']} missed")
-    print(f"wrote {out}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,9 +21,16 @@ import numpy as np
 
 from codec.hardware import cpu_model
 
-from .common.cli import Parser, UsageError, floats, image_paths, output_file, run
+from .common.cli import (
+    Parser,
+    UsageError,
+    floats,
+    image_paths,
+    output_file,
+    run,
+    write_report,
+)
 from .common.images import image_name, load_rgb
-from .common.jsonutil import write_json
 from .common.metrics import bpp, psnr
 
 PROG = "python -m benchmarks.headroom"
@@ -154,11 +161,7 @@ def _main(argv: Sequence[str] | None) -> int:
             "mean": mean,
             "per_image": per_image,
         }
-        try:
-            write_json(report, out)
-        except OSError as e:
-            raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
-        print(f"wrote {out}")
+        write_report(report, out)
     return 0
 
 

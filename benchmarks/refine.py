@@ -25,9 +25,16 @@ import numpy as np
 from codec.hardware import cpu_model
 
 from .common.bdrate import bd_rate
-from .common.cli import Parser, UsageError, floats, image_paths, output_file, run
+from .common.cli import (
+    Parser,
+    UsageError,
+    floats,
+    image_paths,
+    output_file,
+    run,
+    write_report,
+)
 from .common.images import image_name, load_rgb
-from .common.jsonutil import write_json
 from .common.metrics import bpp, ms_ssim, ms_ssim_db, psnr
 
 PROG = "python -m benchmarks.refine"
@@ -190,11 +197,7 @@ def _main(argv: Sequence[str] | None) -> int:
             "bd_rate": results,
             "per_image": per_image,
         }
-        try:
-            write_json(report, out)
-        except OSError as e:
-            raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
-        print(f"wrote {out}")
+        write_report(report, out)
     return 0
 
 

@@ -131,22 +131,31 @@ def write_corpus(release: str) -> Path:
             reconstruct=False,
             format_version=version,
         ).data
-        stem = f"{name}-v{version}-q{quality}"
-        (folder / f"{stem}.lcz").write_bytes(data)
-        pic = codec.decode(data, device="cpu")
-        pic.to_pil().save(folder / f"{stem}.png", icc_profile=pic.icc_profile)
-        entries.append(
-            {
-                "file": f"{stem}.lcz",
-                "pixels": f"{stem}.png",
-                "format_version": version,
-                "quality": quality,
-                "mode": pic.mode,
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "latents_sha256": latent_digest(data),
-                "pixels_sha256": pixel_digest(pic.pixels),
-            }
-        )
+        entries.append(_entry(folder, f"{name}-v{version}-q{quality}", data, quality))
+    return _manifest(folder, release, entries)
+
+
+def _entry(folder: Path, stem: str, data: bytes, quality: float, **extra) -> dict:
+    """Write a corpus file and the pixels it decodes to; its manifest entry."""
+    import codec
+
+    (folder / f"{stem}.lcz").write_bytes(data)
+    pic = codec.decode(data, device="cpu")
+    pic.to_pil().save(folder / f"{stem}.png", icc_profile=pic.icc_profile)
+    return {
+        "file": f"{stem}.lcz",
+        "pixels": f"{stem}.png",
+        "format_version": codec.info(data)["format_version"],
+        "quality": quality,
+        "mode": pic.mode,
+        **extra,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "latents_sha256": latent_digest(data),
+        "pixels_sha256": pixel_digest(pic.pixels),
+    }
+
+
+def _manifest(folder: Path, release: str, entries: list[dict]) -> Path:
     manifest = {"release": release, "lcodec": _version(), "files": entries}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return folder
@@ -172,25 +181,8 @@ def write_refinement_corpus(release: str) -> Path:
     for name, data in data_of.items():
         c = bitstream.unpack(data)
         stem = f"{name}-v{c.version}-q{c.quality:g}"
-        (folder / f"{stem}.lcz").write_bytes(data)
-        pic = codec.decode(data, device="cpu")
-        pic.to_pil().save(folder / f"{stem}.png")
-        entries.append(
-            {
-                "file": f"{stem}.lcz",
-                "pixels": f"{stem}.png",
-                "format_version": c.version,
-                "quality": c.quality,
-                "mode": pic.mode,
-                "refinement_form": c.refinement[0],
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "latents_sha256": latent_digest(data),
-                "pixels_sha256": pixel_digest(pic.pixels),
-            }
-        )
-    manifest = {"release": release, "lcodec": _version(), "files": entries}
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return folder
+        entries.append(_entry(folder, stem, data, c.quality, refinement_form=c.refinement[0]))
+    return _manifest(folder, release, entries)
 
 
 def _version() -> str:

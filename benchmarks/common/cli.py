@@ -112,6 +112,18 @@ def apply_malloc_flag(enabled: bool) -> str:
     return "freed blocks kept for reuse (codec.malloc, as the lcodec command sets it)"
 
 
+def write_report(report: dict, out: Path) -> None:
+    """Write a report to ``output_file``'s path (strict JSON, whole or not at all) and say so;
+    a failure ends the harness on one line, not a traceback."""
+    from .jsonutil import write_json
+
+    try:
+        write_json(report, out)
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror or e}") from None
+    print(f"wrote {out}")
+
+
 def output_file(path: str) -> Path:
     """Where a report will go, its folder made now: a bad path fails before the measuring,
     not after it."""

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..net.refine import COLOURS, FORM_CHANNEL, FORM_CHANNEL_RGB, Refinement, split
-from ..net.tiling import DOWN, HALO, spans
+from ..net.tiling import synthesis_tiles
 
 #: Core side of a tile of the fit in pixels: a tile holds a feature map per input channel and
 #: colour, so it is smaller than synthesis tiles.
@@ -39,38 +39,28 @@ def normal_equations(
     height, width = pixels.shape[:2]
     gram = torch.zeros(COLOURS, channels + 1, channels + 1, dtype=torch.float64)
     rhs = torch.zeros(COLOURS, channels + 1, dtype=torch.float64)
-    tile, halo = TILE // DOWN, HALO // DOWN
-    lh, lw = y_hat.shape[-2:]
-    for r0, r1 in spans(lh, tile, 64 // DOWN):
-        for c0, c1 in spans(lw, tile, 64 // DOWN):
-            top, left = r0 * DOWN, c0 * DOWN
-            bottom, right = min(r1 * DOWN, height), min(c1 * DOWN, width)
-            if top >= bottom or left >= right:
-                continue  # the tile is all padding
-            a0, a1 = max(0, r0 - halo), min(lh, r1 + halo)
-            b0, b1 = max(0, c0 - halo), min(lw, c1 + halo)
-            feat = body(y_hat[..., a0:a1, b0:b1].to(inv_gain.device) * inv_gain).float()
-            dy, dx = (r0 - a0) * DOWN, (c0 - b0) * DOWN
-            target = torch.from_numpy(np.array(pixels[top:bottom, left:right]))  # a copy
-            target = target.to(feat.device).permute(2, 0, 1).float().div_(255)
-            for o in range(COLOURS):
-                u = F.conv_transpose2d(
-                    feat,
-                    weight[:, o : o + 1],
-                    None,
-                    last.stride,
-                    last.padding,
-                    last.output_padding,
-                    channels,
-                    last.dilation,
-                )[0, :, dy : dy + bottom - top, dx : dx + right - left]
-                u = u.reshape(channels, -1)
-                residual = target[o].reshape(-1) - (u.sum(0) + bias[o])
-                a = torch.cat([u, torch.ones_like(u[:1])])
-                gram[o] += (a @ a.T).double().cpu()
-                rhs[o] += (a @ residual).double().cpu()
-                del u, a, residual
-            del feat
+    for t in synthesis_tiles(y_hat.shape[-2:], height, width, TILE):
+        feat = body(y_hat[..., t.rows, t.cols].to(inv_gain.device) * inv_gain).float()
+        target = torch.from_numpy(np.array(pixels[t.region]))  # a copy
+        target = target.to(feat.device).permute(2, 0, 1).float().div_(255)
+        for o in range(COLOURS):
+            u = F.conv_transpose2d(
+                feat,
+                weight[:, o : o + 1],
+                None,
+                last.stride,
+                last.padding,
+                last.output_padding,
+                channels,
+                last.dilation,
+            )
+            u = t.core(u[0]).reshape(channels, -1)
+            residual = target[o].reshape(-1) - (u.sum(0) + bias[o])
+            a = torch.cat([u, torch.ones_like(u[:1])])
+            gram[o] += (a @ a.T).double().cpu()
+            rhs[o] += (a @ residual).double().cpu()
+            del u, a, residual
+        del feat
     return gram, rhs
 
 

@@ -11,6 +11,8 @@ in a single call, exactly as without tiling.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -86,6 +88,46 @@ def analyse(
     return y
 
 
+@dataclass(frozen=True)
+class SynthesisTile:
+    """One tile of a synthesis: the latent window it reads (``rows``, ``cols``: its core with
+    ``HALO`` of context) and the part of the image its core makes (``region``: rows and
+    columns), which starts at ``offset`` (y, x) in the window's output."""
+
+    rows: slice
+    cols: slice
+    region: tuple[slice, slice]
+    offset: tuple[int, int]
+
+    def core(self, x: Tensor) -> Tensor:
+        """The window's output ``x`` (..., H, W) cut to the region."""
+        (dy, dx), (r, c) = self.offset, self.region
+        return x[..., dy : dy + r.stop - r.start, dx : dx + c.stop - c.start]
+
+
+def synthesis_tiles(
+    latent: tuple[int, int], height: int, width: int, tile: int = 0
+) -> Iterator[SynthesisTile]:
+    """The tiles that cover a ``height x width`` image made from a latent of ``latent`` (rows,
+    columns), cores of about ``tile`` pixels; tiles all padding are skipped."""
+    tile = (tile or TILE) // DOWN
+    halo = HALO // DOWN
+    lh, lw = latent
+    for r0, r1 in spans(lh, tile, 64 // DOWN):
+        for c0, c1 in spans(lw, tile, 64 // DOWN):
+            top, left = r0 * DOWN, c0 * DOWN
+            bottom, right = min(r1 * DOWN, height), min(c1 * DOWN, width)
+            if top >= bottom or left >= right:
+                continue  # the tile is all padding
+            a0, b0 = max(0, r0 - halo), max(0, c0 - halo)
+            yield SynthesisTile(
+                slice(a0, min(lh, r1 + halo)),
+                slice(b0, min(lw, c1 + halo)),
+                (slice(top, bottom), slice(left, right)),
+                ((r0 - a0) * DOWN, (c0 - b0) * DOWN),
+            )
+
+
 def synthesize(
     model,
     y_hat: Tensor,
@@ -103,22 +145,10 @@ def synthesize(
     model's gains, so a large latent never moves whole.
     """
     g_s = model.g_s if refinement is None else refined_synthesis(model.g_s, refinement)
-    tile = (tile or TILE) // DOWN
-    halo = HALO // DOWN
-    lh, lw = y_hat.shape[-2:]
     out = np.empty((height, width, 3), np.uint8)
-    for r0, r1 in spans(lh, tile, 64 // DOWN):
-        for c0, c1 in spans(lw, tile, 64 // DOWN):
-            top, left = r0 * DOWN, c0 * DOWN
-            bottom, right = min(r1 * DOWN, height), min(c1 * DOWN, width)
-            if top >= bottom or left >= right:
-                continue  # the tile is all padding
-            a0, a1 = max(0, r0 - halo), min(lh, r1 + halo)
-            b0, b1 = max(0, c0 - halo), min(lw, c1 + halo)
-            with torch.no_grad():
-                x = g_s(y_hat[..., a0:a1, b0:b1].to(inv_gain.device) * inv_gain)
-                dy, dx = (r0 - a0) * DOWN, (c0 - b0) * DOWN
-                core = x[..., dy : dy + bottom - top, dx : dx + right - left]
-                out[top:bottom, left:right] = to_uint8(core)
-                del x, core
+    for t in synthesis_tiles(y_hat.shape[-2:], height, width, tile):
+        with torch.no_grad():
+            x = g_s(y_hat[..., t.rows, t.cols].to(inv_gain.device) * inv_gain)
+            out[t.region] = to_uint8(t.core(x))
+            del x
     return out
