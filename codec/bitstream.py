@@ -30,7 +30,8 @@ class Features:
     exact_params: bool
     #: y coded in bands of latent rows, one stream each (bounded memory per band).
     bands: bool
-    #: Optional sections (alpha, ICC profile, source), non-RGB layouts, flags that must be 0,
+    #: Optional sections (alpha, refinement, ICC profile, source), non-RGB layouts, flags that
+    #: must be 0,
     #: and a 16-bit stream count.
     sections: bool
     #: y coded with a space-channel context (channel groups, checkerboard halves), one stream
@@ -208,6 +209,8 @@ def pack(c: Container) -> bytes:
             raise CodecError(f"a version {c.version} file has 2 to {MAX_STREAMS_V3} streams")
         if c.icc_profile is not None and len(c.icc_profile) > MAX_ICC_BYTES:
             raise CodecError(f"ICC profile larger than {MAX_ICC_BYTES} bytes")
+        if c.refinement is not None and len(c.refinement) > MAX_REFINEMENT_BYTES:
+            raise CodecError(f"refinement larger than {MAX_REFINEMENT_BYTES} bytes")
         if len(c.source_mode) > MAX_MODE_CHARS or not 1 <= c.source_bits <= 255:
             raise CodecError("malformed source description")
         table = _U8.pack(len(sections))

@@ -80,10 +80,11 @@ def graphic(height: int, width: int, period: int) -> Image.Image:
     return Image.fromarray(img)
 
 
-#: (name, picture, quality, effort) of the refinement corpus: each file must carry one.
+#: (name, picture, quality, effort, form) of the refinement corpus: each file must carry a
+#: refinement of that form, and the two forms must both be there.
 REFINED = (
-    ("graphic", lambda: graphic(96, 128, 24), 100, 2),
-    ("graphic-gray", lambda: graphic(96, 128, 24).convert("L"), 100, 2),
+    ("graphic", lambda: graphic(96, 128, 24), 100, 2, 2),
+    ("graphic-gray", lambda: graphic(96, 128, 24).convert("L"), 100, 2, 1),
 )
 
 
@@ -170,12 +171,13 @@ def write_refinement_corpus(release: str) -> Path:
         raise SystemExit(f"{folder} exists: a corpus is written once, never again")
     entries = []
     data_of = {}
-    for name, picture, quality, effort in REFINED:
+    for name, picture, quality, effort, form in REFINED:
         data = codec.encode(
             _as_input(picture()), quality, device="cpu", model=release, effort=effort
         ).data
-        if bitstream.unpack(data).refinement is None:
-            raise SystemExit(f"{name} at quality {quality} did not get a refinement")
+        got = bitstream.unpack(data).refinement
+        if got is None or got[0] != form:
+            raise SystemExit(f"{name} at quality {quality} did not get a form-{form} refinement")
         data_of[name] = data
     folder.mkdir(parents=True)
     for name, data in data_of.items():

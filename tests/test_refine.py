@@ -3,6 +3,7 @@ its judgement, and files that carry one."""
 
 import math
 import struct
+import zlib
 from dataclasses import replace
 
 import numpy as np
@@ -16,7 +17,7 @@ from codec import bitstream
 from codec.encoder.analysis import prepare
 from codec.encoder.refine import fit, normal_equations
 from codec.image import read_image
-from codec.metrics import file_rd_loss
+from codec.metrics import file_rd_loss, psnr
 from codec.net.refine import (
     FORM_CHANNEL,
     FORM_CHANNEL_RGB,
@@ -157,9 +158,9 @@ def test_the_encoder_keeps_a_refinement_only_where_it_pays(graphic):
 
     assert loss(refined, recon) < loss(t, a.reconstruction(t))
     assert np.array_equal(recon, a.reconstruction(refined))
-    # With no room for the section's bytes the plain trial comes back.
-    same, none = a.refined(t, max_bytes=len(t.data))
-    assert same is t and none is None
+    # Where the caller's condition refuses every refined file the plain trial comes back.
+    same, rec = a.refined(t, keeps=lambda data, _: len(data) <= len(t.data))
+    assert same is t and np.array_equal(rec, a.reconstruction(t))
 
 
 def test_effort_files_carry_the_refinement_and_decode_to_their_reconstruction(graphic):
@@ -179,3 +180,58 @@ def test_a_refinement_for_another_width_is_refused(graphic):
     c = replace(c, refinement=Refinement.quantize(1, rng.normal(size=64), np.zeros(3)).pack())
     with pytest.raises(codec.CodecError, match="refinement"):
         codec.decompress(bitstream.pack(c))
+
+
+@pytest.mark.parametrize("kind", ["size", "bpp", "psnr"])
+def test_targets_stay_met_and_report_the_refined_file(graphic, kind):
+    """With a target the refinement may only be kept within it, and the result must describe
+    the file written, refined or not."""
+    top = codec.encode(graphic, 100, effort=2)
+    assert top.container.refinement is not None
+    pixels = graphic.shape[0] * graphic.shape[1]
+    goal = {
+        "size": {"target_size": len(top.data) + 40},
+        "bpp": {"target_bpp": 8 * len(top.data) / pixels},
+        "psnr": {"target_psnr": psnr(graphic, top.reconstruction) - 0.05},
+    }[kind]
+    enc = codec.encode(graphic, effort=2, **goal)
+    reached = {
+        "size": len(enc.data),
+        "bpp": 8 * len(enc.data) / pixels,
+        "psnr": psnr(graphic, enc.reconstruction),
+    }[kind]
+    assert enc.container.refinement is not None  # the refined path is the one under test
+    assert enc.target.reached == pytest.approx(reached)
+    assert enc.target.met
+    if kind == "size":
+        assert len(enc.data) <= goal["target_size"]
+    if kind == "psnr":
+        assert reached >= goal["target_psnr"]
+    assert np.array_equal(codec.decompress(enc.data), enc.reconstruction)
+
+
+def test_a_refinement_section_over_the_limit_is_refused_both_ways(graphic):
+    c = bitstream.unpack(codec.compress(graphic, 50))
+    big = bytes(bitstream.MAX_REFINEMENT_BYTES + 1)
+    with pytest.raises(codec.CodecError, match="refinement larger"):
+        bitstream.pack(replace(c, refinement=big))
+    body = bitstream.pack(c)[:-4]  # a hand-made file with the section
+    pos = bitstream._FIXED.size + len(c.model_id)
+    section = bytes([bitstream.SECTION_REFINEMENT]) + struct.pack(">I", len(big)) + big
+    body = body[:pos] + bytes([body[pos] + 1]) + section + body[pos + 1 :]
+    forged = body + struct.pack(">I", zlib.crc32(body))
+    with pytest.raises(codec.CodecError, match="refinement section too large"):
+        codec.decompress(forged)
+
+
+@pytest.mark.parametrize("precision", [None, "bfloat16"])
+def test_the_most_extreme_refinement_still_decodes_to_an_image(graphic, precision):
+    """Steps at their limit and every scale at +-127: weights of 128 times their size, and the
+    decoder still returns 8-bit pixels, not NaN or a crash."""
+    c = bitstream.unpack(codec.compress(graphic, 50))
+    n = CHANNELS * 3
+    ints = np.where(np.arange(n) % 2 == 0, 127, -127).astype(np.int8)
+    payload = struct.pack(">Bff", FORM_CHANNEL_RGB, MAX_STEP, MAX_STEP) + ints.tobytes()
+    payload += np.array([127, -127, 127], np.int8).tobytes()
+    out = codec.decode(bitstream.pack(replace(c, refinement=payload)), precision=precision)
+    assert out.pixels.dtype == np.uint8 and out.pixels.shape == graphic.shape

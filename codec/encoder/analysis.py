@@ -26,7 +26,7 @@ from ..net.refine import Refinement
 from ..net.tiling import analyse, synthesize
 from ..net.zoo import find_weights
 from .effort import refine_latents
-from .ratecontrol import Candidate, Target, TargetResult, search
+from .ratecontrol import TOLERANCE, Candidate, Target, TargetResult, goal_bytes, meets, search
 from .refine import fit
 
 
@@ -153,31 +153,35 @@ class Analysis:
         )
 
     def refined(
-        self, trial: Trial, max_bytes: float | None = None
-    ) -> tuple[Trial, np.ndarray | None]:
+        self,
+        trial: Trial,
+        keeps: Callable[[bytes, np.ndarray], bool] | None = None,
+        recon: np.ndarray | None = None,
+    ) -> tuple[Trial, np.ndarray]:
         """``trial`` with the synthesis refinement (codec/encoder/refine.py) that lowers its
-        rate-distortion loss the most, by ``self.distortion`` on the real file, and keeps it
-        within ``max_bytes``; ``trial`` itself if none does. The reconstruction comes with a
-        refined trial (``None`` otherwise)."""
+        rate-distortion loss the most, by ``self.distortion`` on the real file, among those
+        ``keeps(data, reconstruction)`` allows (a target's condition); ``trial`` itself if none
+        does. With the reconstruction of the trial returned; ``recon`` is ``trial``'s own, if
+        already made."""
+        if recon is None:
+            recon = self.reconstruction(trial)
         if not bitstream.features(self.format_version).sections:
-            return trial, None
+            return trial, recon
         rate = torch.tensor([trial.container.rate], dtype=torch.float32, device=self.device)
         lmbda = float(self.model.lmbda(rate)[0])
 
         def loss(data: bytes, recon: np.ndarray) -> float:
             return file_rd_loss(self.pixels, recon, len(data), lmbda, self.distortion)
 
-        best, best_recon = trial, None
-        best_loss = loss(trial.data, self.reconstruction(trial))
+        best, best_recon, best_loss = trial, recon, loss(trial.data, recon)
         for r in fit(self.model, trial.y_hat, trial.inv_gain, self.pixels):
             c = replace(trial.container, refinement=r.pack())
-            data = bitstream.pack(c)
-            if max_bytes is not None and len(data) > max_bytes:
+            candidate = replace(trial, container=c, data=bitstream.pack(c), refinement=r)
+            candidate_recon = self.reconstruction(candidate)
+            if keeps is not None and not keeps(candidate.data, candidate_recon):
                 continue
-            candidate = replace(trial, container=c, data=data, refinement=r)
-            recon = self.reconstruction(candidate)
-            if (value := loss(data, recon)) < best_loss:
-                best, best_recon, best_loss = candidate, recon, value
+            if (value := loss(candidate.data, candidate_recon)) < best_loss:
+                best, best_recon, best_loss = candidate, candidate_recon, value
         return best, best_recon
 
     def _true_loss(self, y: Tensor, z: Tensor | None, inv_gain: Tensor, lmbda: float) -> float:
@@ -303,25 +307,33 @@ def refine_synthesis(
     recon: np.ndarray | None,
     target: Target | None,
     result: TargetResult | None,
-) -> tuple[Trial, np.ndarray | None, TargetResult | None]:
-    """``trial`` with a synthesis refinement where one pays (``Analysis.refined``), within a
-    size target, and the target's result brought up to date."""
-    max_bytes = None
-    if target is not None and target.kind != "psnr":
-        goal = target.value * analysis.height * analysis.width / 8
-        max_bytes = target.value if target.kind == "size" else max(goal, len(trial.data))
-    refined, refined_recon = analysis.refined(trial, max_bytes)
-    if refined is trial:
-        return trial, recon, result
-    if result is not None:
-        reached = {
-            "size": len(refined.data),
-            "bpp": 8 * len(refined.data) / (analysis.height * analysis.width),
-            "psnr": psnr(analysis.pixels, refined_recon),
-        }[result.kind]
-        met = result.met or (result.kind == "psnr" and reached >= result.target)
-        result = replace(result, reached=reached, met=met)
-    return refined, refined_recon, result
+) -> tuple[Trial, np.ndarray, TargetResult | None]:
+    """``trial`` with a synthesis refinement where one pays (``Analysis.refined``), and its
+    reconstruction. With a target, the file grows no further than the target allows, and a
+    target met stays met; the result is brought up to date."""
+    keeps = None
+    if target is not None and result is not None:
+        pixels = analysis.height * analysis.width
+        cap = goal_bytes(target, pixels) * (1 + TOLERANCE if target.kind == "bpp" else 1)
+
+        def keeps(data: bytes, rec: np.ndarray) -> bool:
+            if target.kind == "psnr":
+                return not result.met or psnr(analysis.pixels, rec) >= target.value
+            return len(data) <= cap and (not result.met or meets(target, len(data), None, pixels))
+
+    refined, recon = analysis.refined(trial, keeps, recon)
+    if refined is not trial and result is not None:
+        pixels = analysis.height * analysis.width
+        score = psnr(analysis.pixels, recon) if result.kind == "psnr" else None
+        reached = {"size": len(refined.data), "bpp": 8 * len(refined.data) / pixels}
+        met = meets(target, len(refined.data), score, pixels)
+        result = replace(
+            result,
+            reached=float(reached.get(result.kind, score)),
+            met=met,
+            note="" if met else result.note,
+        )
+    return refined, recon, result
 
 
 def encode_picture_budgets(
@@ -338,10 +350,11 @@ def encode_picture_budgets(
     analysis = prepare(pic, weights, device, precision, None, quality, distortion)
     out = []
     for steps, t in zip(sorted(set(budgets)), analysis.trials(quality, budgets)):
-        recon = None
         if steps:
             t, recon, _ = refine_synthesis(analysis, t, None, None, None)
-        out.append((t, own_layout(analysis.reconstruction(t) if recon is None else recon, pic)))
+        else:
+            recon = analysis.reconstruction(t)
+        out.append((t, own_layout(recon, pic)))
     return out
 
 

@@ -128,13 +128,28 @@ def parse_target(
     return Target(name.removeprefix("target_"), value)
 
 
+def goal_bytes(target: Target, pixels: int) -> float:
+    """The file size a size or bpp target asks for on an image of ``pixels``."""
+    return target.value * pixels / 8 if target.kind == "bpp" else target.value
+
+
+def meets(target: Target, nbytes: int, psnr: float | None, pixels: int) -> bool:
+    """Whether a file of ``nbytes`` (and ``psnr``) meets ``target`` on an image of ``pixels``:
+    a PSNR at least the target's; a size within ``TOLERANCE`` under it; a bpp within
+    ``TOLERANCE`` either side."""
+    if target.kind == "psnr":
+        return psnr is not None and psnr >= target.value
+    ratio = nbytes / goal_bytes(target, pixels)
+    return 1 - TOLERANCE <= ratio <= 1 if target.kind == "size" else abs(ratio - 1) <= TOLERANCE
+
+
 class _Search:
     """Bracketing and regula falsi over quality, remembering every trial's numbers."""
 
     def __init__(self, target: Target, pixels: int):
         self.target = target
         self.pixels = pixels
-        self.goal = target.value * pixels / 8 if target.kind == "bpp" else target.value
+        self.goal = goal_bytes(target, pixels)
         self.seen: dict[float, Candidate] = {}
         self.best: Candidate | None = None
         self.trials = 0
@@ -279,13 +294,11 @@ class _Search:
 
     def result(self) -> TargetResult:
         best, t = self.best, self.target
+        met = meets(t, best.nbytes, best.psnr, self.pixels)
         if t.kind == "psnr":
             reached = best.psnr
-            met = best.psnr >= t.value
         else:
             reached = best.nbytes if t.kind == "size" else 8 * best.nbytes / self.pixels
-            ratio = best.nbytes / self.goal
-            met = 1 - TOLERANCE <= ratio <= 1 if t.kind == "size" else abs(ratio - 1) <= TOLERANCE
         reachable, note = (True, "") if met else self._why()
         return TargetResult(
             kind=t.kind,

@@ -19,8 +19,8 @@ from torch import Tensor
 from ..net.refine import COLOURS, FORM_CHANNEL, FORM_CHANNEL_RGB, Refinement, split
 from ..net.tiling import synthesis_tiles
 
-#: Core side of a tile of the fit in pixels: a tile holds a feature map per input channel and
-#: colour, so it is smaller than synthesis tiles.
+#: Core side of a tile of the fit in pixels: a tile holds a feature map per input channel for
+#: one colour at a time, so it is smaller than synthesis tiles.
 TILE = 384
 #: Ridge on the normal equations, relative to their mean diagonal: keeps a channel that is
 #: silent on this image from taking an arbitrary scale.
@@ -97,5 +97,12 @@ def solve(gram: Tensor, rhs: Tensor) -> list[Refinement]:
 
 def fit(model, y_hat: Tensor, inv_gain: Tensor, pixels: np.ndarray) -> list[Refinement]:
     """The refinements of each form that bring the synthesis of ``y_hat`` closest to
-    ``pixels`` (HxWx3 uint8) in squared error."""
-    return solve(*normal_equations(model, y_hat, inv_gain, pixels))
+    ``pixels`` (HxWx3 uint8) in squared error; none where the equations cannot be solved (a
+    synthesis that overflowed in half precision)."""
+    gram, rhs = normal_equations(model, y_hat, inv_gain, pixels)
+    if not (torch.isfinite(gram).all() and torch.isfinite(rhs).all()):
+        return []
+    try:
+        return solve(gram, rhs)
+    except torch.linalg.LinAlgError:
+        return []

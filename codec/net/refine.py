@@ -40,7 +40,7 @@ MAX_STEP = 1.0
 _HEAD = struct.Struct(">Bff")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Refinement:
     """Quantized scales of the last layer's weights and offsets of its biases."""
 
@@ -102,17 +102,18 @@ class Refinement:
         """What is added to the last layer's biases."""
         return torch.from_numpy(self.biases.astype(np.float32)) * self.bias_step
 
-    def describe(self) -> str:
-        """One line for ``lcodec info``."""
-        return f"{FORMS[self.form]}, {len(self.pack())} bytes"
-
 
 def split(g_s: nn.Module) -> tuple[nn.Module, nn.ConvTranspose2d]:
     """The synthesis up to its last layer (as a module taking and returning float32), and the
     last layer: a plain ``Sequential`` or one wrapped for inference (``ChannelsLast``)."""
     inner = g_s.inner if isinstance(g_s, ChannelsLast) else g_s
     last = inner[-1]
-    if not isinstance(last, nn.ConvTranspose2d) or last.out_channels != COLOURS:
+    if (
+        not isinstance(last, nn.ConvTranspose2d)
+        or last.out_channels != COLOURS
+        or last.groups != 1
+        or last.bias is None
+    ):
         raise CodecError("this model's synthesis cannot take a refinement")
     body = nn.Sequential(*list(inner)[:-1])
     if isinstance(g_s, ChannelsLast):
