@@ -6,7 +6,7 @@ db[o]``, where ``u[c, o]`` is channel ``c``'s feature map convolved with its wei
 image is a quadratic whose minimum one linear solve finds: no iterations, no learning rate, the
 same answer on every run. The normal equations are summed tile by tile, so memory stays bounded
 whatever the image size. The fit minimises squared error; whether a refinement is worth its
-bytes is judged by the release's own rate-distortion loss on the real file (``Analysis``).
+bytes is judged on the real file by the loss the effort search minimises (``Analysis.refined``).
 """
 
 from __future__ import annotations
