@@ -24,7 +24,7 @@ import numpy as np
 
 from codec.hardware import cpu_model
 
-from .common.bdrate import bd_rate
+from .common.bdrate import between
 from .common.cli import (
     Parser,
     UsageError,
@@ -34,12 +34,12 @@ from .common.cli import (
     run,
     write_report,
 )
+from .common.curves import live_curve
 from .common.images import image_name, load_rgb
 from .common.metrics import bpp, ms_ssim, ms_ssim_db, psnr
 
 PROG = "python -m benchmarks.refine"
 QUALITIES = (0, 15, 30, 45, 60, 75, 90, 100)
-METRICS = ("psnr", "ms_ssim_db")
 
 
 def build_parser() -> Parser:
@@ -106,25 +106,18 @@ def mean_curve(per_image: dict[str, list[dict]], key: str) -> dict[str, list[flo
     return curve
 
 
-def bd(anchor: dict, test: dict) -> dict[str, float]:
-    """BD-rate (percent) of ``test`` against ``anchor`` in PSNR and MS-SSIM."""
-    return {m: bd_rate(anchor["bpp"], anchor[m], test["bpp"], test[m]).value for m in METRICS}
-
-
 def report_curves(path: str) -> dict[str, dict]:
     """Every codec's mean curve in a ``benchmarks.rd`` report, keyed by its name."""
     try:
         with open(path) as f:
             codecs = json.load(f)["codecs"]
-        return {
-            name: {
-                "bpp": [p["bpp"] for p in c["points"]],
-                **{m: [p[m] for p in c["points"]] for m in METRICS},
-            }
-            for name, c in codecs.items()
-        }
+        curves = {name: live_curve(name, entry) for name, entry in codecs.items()}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UsageError(f"cannot read the report {path}: {e}") from None
+    return {
+        name: {"bpp": c.bpp, "psnr": c.psnr, "ms_ssim_db": c.ms_ssim_db}
+        for name, c in curves.items()
+    }
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -174,10 +167,10 @@ def _main(argv: Sequence[str] | None) -> int:
             f"| {p['ms_ssim_db'][i]:.3f} → {c['ms_ssim_db'][i]:.3f} "
             f"| {statistics.fmean(x['refine_seconds'] for x in pts):.2f} |"
         )
-    results = {"refined vs plain": bd(curves["plain"], curves["refined"])}
+    results = {"refined vs plain": between(curves["plain"], curves["refined"])}
     for name, curve in others.items():
         for key in ("plain", "refined"):
-            results[f"{key} vs {name}"] = bd(curve, curves[key])
+            results[f"{key} vs {name}"] = between(curve, curves[key])
     for label, r in results.items():
         print(f"BD-rate {label}: PSNR {r['psnr']:+.2f} %, MS-SSIM {r['ms_ssim_db']:+.2f} %")
     if out is not None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from codec.hardware import cpu_model
 
-from .common.bdrate import bd_rate
+from .common.bdrate import between
 from .common.cli import Parser, image_paths, run
 from .common.images import load_rgb
 from .common.jsonutil import write_json
@@ -62,14 +62,6 @@ def measure(weights: str, images: list[np.ndarray], qualities: Sequence[float]) 
         curve["ms_ssim_db"].append(ms_ssim_db(m) if math.isfinite(m) else math.nan)
         print(f"  {Path(weights).stem} q{q:g}: {b:.4f} bpp, {p:.3f} dB", file=sys.stderr)
     return curve
-
-
-def between(anchor: dict, test: dict) -> dict:
-    """BD-rate (percent) of ``test`` against ``anchor`` for PSNR and MS-SSIM."""
-    return {
-        metric: bd_rate(anchor["bpp"], anchor[metric], test["bpp"], test[metric]).value
-        for metric in ("psnr", "ms_ssim_db")
-    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -980,7 +980,7 @@ def test_refine_sets_refined_files_beside_plain_ones(tmp_path, torch_one_thread,
     Image.fromarray(img).save(data / "graphic.png")
     report = tmp_path / "rd.json"
     points = [{"bpp": b, "psnr": p, "ms_ssim_db": m} for b, p, m in ((1, 20, 8), (4, 40, 20))]
-    report.write_text(json.dumps({"codecs": {"other": {"points": points}}}))
+    report.write_text(json.dumps({"codecs": {"other": {"label": "Other", "points": points}}}))
     out = tmp_path / "refine.json"
     args = ["--data", str(data), "--json", str(out), "--threads", "1", "--report", str(report)]
     assert refine.main([*args, "--qualities", "85,100"]) == 0

@@ -92,6 +92,15 @@ DEFINITION = (
 )
 
 
+def between(anchor: dict, test: dict) -> dict[str, float]:
+    """BD-rate (percent) of ``test`` against ``anchor``, curves as dicts of ``bpp``, ``psnr``
+    and ``ms_ssim_db`` lists, for PSNR and MS-SSIM."""
+    return {
+        metric: bd_rate(anchor["bpp"], anchor[metric], test["bpp"], test[metric]).value
+        for metric in ("psnr", "ms_ssim_db")
+    }
+
+
 #: The per-image keys of each metric, and how tables name them.
 METRICS = {"psnr": "PSNR", "ms_ssim": "MS-SSIM"}
 

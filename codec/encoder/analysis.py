@@ -26,7 +26,16 @@ from ..net.refine import Refinement
 from ..net.tiling import analyse, synthesize
 from ..net.zoo import find_weights
 from .effort import refine_latents
-from .ratecontrol import TOLERANCE, Candidate, Target, TargetResult, goal_bytes, meets, search
+from .ratecontrol import (
+    TOLERANCE,
+    Candidate,
+    Target,
+    TargetResult,
+    goal_bytes,
+    meets,
+    reached,
+    search,
+)
 from .refine import fit
 
 
@@ -312,8 +321,8 @@ def refine_synthesis(
     reconstruction. With a target, the file grows no further than the target allows, and a
     target met stays met; the result is brought up to date."""
     keeps = None
+    pixels = analysis.height * analysis.width
     if target is not None and result is not None:
-        pixels = analysis.height * analysis.width
         cap = goal_bytes(target, pixels) * (1 + TOLERANCE if target.kind == "bpp" else 1)
 
         def keeps(data: bytes, rec: np.ndarray) -> bool:
@@ -323,13 +332,11 @@ def refine_synthesis(
 
     refined, recon = analysis.refined(trial, keeps, recon)
     if refined is not trial and result is not None:
-        pixels = analysis.height * analysis.width
         score = psnr(analysis.pixels, recon) if result.kind == "psnr" else None
-        reached = {"size": len(refined.data), "bpp": 8 * len(refined.data) / pixels}
         met = meets(target, len(refined.data), score, pixels)
         result = replace(
             result,
-            reached=float(reached.get(result.kind, score)),
+            reached=reached(target, len(refined.data), score, pixels),
             met=met,
             note="" if met else result.note,
         )

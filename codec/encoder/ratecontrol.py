@@ -143,6 +143,13 @@ def meets(target: Target, nbytes: int, psnr: float | None, pixels: int) -> bool:
     return 1 - TOLERANCE <= ratio <= 1 if target.kind == "size" else abs(ratio - 1) <= TOLERANCE
 
 
+def reached(target: Target, nbytes: int, psnr: float | None, pixels: int) -> float:
+    """What a file of ``nbytes`` (and ``psnr``) reaches in ``target``'s unit."""
+    if target.kind == "psnr":
+        return float(psnr)
+    return float(nbytes if target.kind == "size" else 8 * nbytes / pixels)
+
+
 class _Search:
     """Bracketing and regula falsi over quality, remembering every trial's numbers."""
 
@@ -295,15 +302,11 @@ class _Search:
     def result(self) -> TargetResult:
         best, t = self.best, self.target
         met = meets(t, best.nbytes, best.psnr, self.pixels)
-        if t.kind == "psnr":
-            reached = best.psnr
-        else:
-            reached = best.nbytes if t.kind == "size" else 8 * best.nbytes / self.pixels
         reachable, note = (True, "") if met else self._why()
         return TargetResult(
             kind=t.kind,
             target=t.value,
-            reached=float(reached),
+            reached=reached(t, best.nbytes, best.psnr, self.pixels),
             quality=best.quality,
             met=met,
             trials=self.trials,
