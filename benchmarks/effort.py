@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from codec.hardware import cpu_model
-from codec.metrics import MS_SSIM_MIN_SIDE, MS_SSIM_WEIGHT, TUNES
+from codec.metrics import MS_SSIM_MIN_SIDE, MS_SSIM_WEIGHT, TUNES, searched_by
 
 from .common.bdrate import bd_rate
 from .common.cli import (
@@ -128,7 +128,7 @@ def build_parser() -> Parser:
         default=None,
         help="search for this metric alone, as lcodec compress --tune does: with the release "
         "tuned for it unless --weights names one, and judged by its distortion (default: the "
-        "release's own)",
+        "release's own search distortion)",
     )
     p.add_argument(
         "--separate",
@@ -156,10 +156,10 @@ def _sync(device) -> None:
 
 
 def searched(lm, kw: dict) -> str:
-    """The distortion the search minimised: the tune's, else the release's own."""
+    """The distortion the search minimised: the tune's, else the release's own search's."""
     from codec.api import tuned
 
-    return tuned(kw.get("tune"), kw.get("weights"))[1] or lm.weights.distortion
+    return tuned(kw.get("tune"), kw.get("weights"))[1] or searched_by(lm.weights.distortion)
 
 
 def _point(
@@ -630,12 +630,12 @@ def _main(argv: Sequence[str] | None) -> int:
             "bd_rate": "bjontegaard.bd_rate(method='akima') via benchmarks.common.bdrate; "
             "PSNR in dB; "
             "negative means fewer bits than effort 1 for the same PSNR",
-            "rd_loss": "lambda(rate) * 255^2 * MSE + bpp of the real file (8-bit pixels); "
-            f"for a release tuned for MS-SSIM lambda(rate) * {MS_SSIM_WEIGHT:g} * "
-            "(1 - MS-SSIM) + bpp; for one trained for both (distortion mse+ms-ssim) lambda(rate) "
-            "times the mean of the two distortion terms, + bpp (MSE alone where a side is "
-            f"{MS_SSIM_MIN_SIDE} px or less); with --tune, the loss of the tune's distortion "
-            "(config distortion), whatever the release",
+            "rd_loss": "lambda(rate) * D + bpp of the real file (8-bit pixels), D the "
+            "distortion searched by (config distortion): 255^2 * MSE, "
+            f"{MS_SSIM_WEIGHT:g} * (1 - MS-SSIM), or a weighted mean of the two "
+            "(codec.metrics.MSE_SHARES; MSE alone where a side is "
+            f"{MS_SSIM_MIN_SIDE} px or less); the tune's distortion with --tune, else the "
+            "release's search distortion (codec.metrics.searched_by)",
             "distortion": searched(lm, kw),
             "tune": args.tune,
             "memory": describe(lm.device),

@@ -8,7 +8,8 @@ refined files against the plain ones and, with ``--report``, of both against eve
 ``benchmarks.rd`` report (the AVIF at speed 2 with 4:4:4 among them).
 
     python -m benchmarks.refine --data DIR [--qualities 0,15,...] [--effort N] [--limit N]
-        [--weights NAME] [--report benchmarks/results/rd/rd.json] [--threads N] [--json OUT]
+        [--weights NAME] [--distortion D] [--report benchmarks/results/rd/rd.json]
+        [--threads N] [--json OUT]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from codec.hardware import cpu_model
+from codec.metrics import DISTORTIONS, searched_by
 
 from .common.bdrate import between
 from .common.cli import (
@@ -55,6 +57,13 @@ def build_parser() -> Parser:
     )
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--weights", default=None, help="release name or .safetensors path")
+    p.add_argument(
+        "--distortion",
+        choices=DISTORTIONS,
+        default=None,
+        help="what the search and the refinement's judgement minimise (default: the release's "
+        "search distortion, codec.metrics.searched_by)",
+    )
     p.add_argument("--report", default=None, help="a benchmarks.rd rd.json to compare against")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--json", default=None, help="write the per-image and mean results here")
@@ -62,16 +71,21 @@ def build_parser() -> Parser:
 
 
 def measure(
-    weights: str | None, pixels: np.ndarray, qualities: Sequence[float], iterations: int = 0
+    weights: str | None,
+    pixels: np.ndarray,
+    qualities: Sequence[float],
+    iterations: int = 0,
+    distortion: str | None = None,
 ) -> list[dict]:
     """Per quality: bpp, PSNR and MS-SSIM of the file without the refinement (latents after
-    ``iterations`` steps of effort) and of the refined one (both decoded by the library), the
-    refinement's form and bytes, and the seconds the fit and judgement took."""
+    ``iterations`` steps of effort searching by ``distortion``) and of the refined one (both
+    decoded by the library), the refinement's form and bytes, and the seconds the fit and
+    judgement took."""
     import codec
     from codec.encoder.analysis import prepare
     from codec.image import read_image
 
-    a = prepare(read_image(pixels), weights, "cpu", None, None)
+    a = prepare(read_image(pixels), weights, "cpu", None, None, distortion=distortion)
     rows = []
     for q in qualities:
         plain = a.trial(q, iterations)
@@ -149,11 +163,16 @@ def _main(argv: Sequence[str] | None) -> int:
     per_image = {}
     for path in paths:
         name = image_name(path, root)
-        per_image[name] = measure(args.weights, load_rgb(path), qualities, iterations)
+        pixels = load_rgb(path)
+        per_image[name] = measure(args.weights, pixels, qualities, iterations, args.distortion)
         print(f"{name}: done", file=sys.stderr, flush=True)
     curves = {key: mean_curve(per_image, key) for key in ("plain", "refined")}
     points = list(zip(*per_image.values()))
-    print(f"{len(per_image)} images of {root}, {lm.weights.model_id}, effort {args.effort}")
+    distortion = args.distortion or searched_by(lm.weights.distortion)
+    print(
+        f"{len(per_image)} images of {root}, {lm.weights.model_id}, effort {args.effort}, "
+        f"searching by {distortion}"
+    )
     print("| quality | refined files | refinement bytes | bpp | PSNR | MS-SSIM (dB) | fit s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for i, pts in enumerate(points):
@@ -181,6 +200,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 "model": lm.weights.model_id,
                 "qualities": qualities,
                 "effort": args.effort,
+                "distortion": distortion,
                 "report": args.report,
                 "cpu": cpu_model(),
                 "threads": torch.get_num_threads(),

@@ -77,8 +77,9 @@ def encode(
     ``model`` names the release to write with (``weights`` is the same, by position).
     ``tune="psnr"`` or ``"ms-ssim"`` writes for that metric: with the release tuned for it
     unless ``model`` names one, and at effort 2..9 a search that minimises its loss (without
-    ``tune``, the loss the release was trained on). An image of more pixels than
-    ``max_pixels`` (default ``codec.limits.MAX_IMAGE_PIXELS``) is refused before it is decoded.
+    ``tune``, the release's search loss, ``codec.metrics.searched_by``). An image of more
+    pixels than ``max_pixels`` (default ``codec.limits.MAX_IMAGE_PIXELS``) is refused before
+    it is decoded.
     """
     model, distortion = tuned(tune, one_model(weights, model))
     if format_version is not None and format_version not in bitstream.READABLE_VERSIONS:
@@ -176,7 +177,7 @@ def compress(
 def tuned(tune: str | None, model: str | None) -> tuple[str | None, str | None]:
     """The release to write with and the distortion effort searches by, for ``tune``: the
     release tuned for the metric unless ``model`` names one. Without ``tune``: ``model`` as
-    given and ``None`` (effort searches by the release's own distortion)."""
+    given and ``None`` (effort searches by the release's search distortion)."""
     if tune is None:
         return model, None
     if tune not in TUNES:

@@ -52,12 +52,24 @@ def bpp(nbytes: int, pixels: int) -> float:
 #: along an MSE release's RD curve (docs/TRAINING.md), so that each rung of the MSE ladder keeps
 #: about its rate.
 MS_SSIM_WEIGHT = 1600.0
-#: The distortions a release can be tuned for (its manifest's ``distortion``): ``mse+ms-ssim``
-#: is the mean of the other two on their common scale, one release meant to score well on both.
-DISTORTIONS = ("mse", "ms-ssim", "mse+ms-ssim")
+#: The distortions a release can be trained for (its manifest's ``distortion``) or a file
+#: searched by, each a weighted mean of 255²·MSE and the MS-SSIM term on their common scale:
+#: MSE's weight here, the MS-SSIM term's the rest. ``mse+ms-ssim`` weighs them equally, one
+#: release meant to score well on both; ``3mse+ms-ssim`` gives MSE three times MS-SSIM's weight.
+MSE_SHARES = {"mse": 1.0, "ms-ssim": 0.0, "mse+ms-ssim": 0.5, "3mse+ms-ssim": 0.75}
+DISTORTIONS = tuple(MSE_SHARES)
 #: The metrics a user can tune a file for (``--tune``) and the distortion each is judged by: the
 #: effort search minimises λ times it + bpp, whatever the release was trained on.
 TUNES = {"psnr": "mse", "ms-ssim": "ms-ssim"}
+#: What effort searches a release by without a tune, where that is not what it was trained on:
+#: a release trained for both metrics keeps a wide lead in MS-SSIM and trails in PSNR, so its
+#: search leans to MSE (docs/EFFORT.md, "Leaning the search to PSNR").
+SEARCHED = {"mse+ms-ssim": "3mse+ms-ssim"}
+
+
+def searched_by(trained: str) -> str:
+    """The distortion effort minimises for a release trained for ``trained``, without a tune."""
+    return SEARCHED.get(trained, trained)
 
 
 def ms_ssim_term(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -74,24 +86,27 @@ def ms_ssim_term(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def distortion_term(distortion: str, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per-image distortion of batches in [0, 1] on the scale the lambdas are written for
     (255^2 * MSE): what training and the effort search minimise for a release."""
-    if distortion == "ms-ssim":
+    share = _share(distortion)
+    if share == 0:
         return ms_ssim_term(x_hat, x)
-    if distortion not in DISTORTIONS:
-        raise ValueError(f"unknown distortion {distortion!r}")
     mse = 255**2 * (x_hat - x).square().flatten(1).mean(1)
-    return mse if distortion == "mse" else (mse + ms_ssim_term(x_hat, x)) / 2
+    return mse if share == 1 else share * mse + (1 - share) * ms_ssim_term(x_hat, x)
+
+
+def _share(distortion: str) -> float:
+    if distortion not in MSE_SHARES:
+        raise ValueError(f"unknown distortion {distortion!r}")
+    return MSE_SHARES[distortion]
 
 
 def uses_ms_ssim(distortion: str) -> bool:
     """Whether judging by ``distortion`` needs five-scale MS-SSIM (and so a side above 160)."""
-    return distortion in ("ms-ssim", "mse+ms-ssim")
+    return _share(distortion) < 1
 
 
 def measurable(distortion: str, height: int, width: int) -> str:
     """The distortion an image of this size can be judged by: MS-SSIM needs five scales, so a
     smaller image falls back to MSE, the distortion the ladder's lambdas were set for."""
-    if distortion not in DISTORTIONS:
-        raise ValueError(f"unknown distortion {distortion!r}")
     small = min(height, width) <= MS_SSIM_MIN_SIDE
     return "mse" if uses_ms_ssim(distortion) and small else distortion
 
@@ -103,18 +118,19 @@ def file_rd_loss(
     lmbda: float,
     distortion: str = "mse",
 ) -> float:
-    """λ·255²·MSE + bpp (or λ·MS_SSIM_WEIGHT·(1 − MS-SSIM) + bpp, for a release tuned for
-    MS-SSIM, or λ times the mean of the two distortions + bpp) of a real file: the training
-    objective, measured on what users get (the trainer's own ``rd_loss`` is the same objective
-    on likelihoods, codec/train/loop.py)."""
+    """λ·D + bpp of a real file, D the weighted mean of 255²·MSE and MS_SSIM_WEIGHT·(1 −
+    MS-SSIM) that ``distortion`` names (``MSE_SHARES``): the training objective, measured on
+    what users get (the trainer's own ``rd_loss`` is the same objective on likelihoods,
+    codec/train/loop.py)."""
     rate = bpp(nbytes, original.shape[0] * original.shape[1])
     judged = measurable(distortion, *original.shape[:2])
-    terms = []  # the distortions judged, each on the scale of 255²·MSE; the loss takes their mean
-    if judged != "ms-ssim":
-        terms.append(squared_error(original, reconstruction) / original.size)
-    if uses_ms_ssim(judged):
-        terms.append(MS_SSIM_WEIGHT * (1 - ms_ssim(original, reconstruction)))
-    return lmbda * sum(terms) / len(terms) + rate
+    share = _share(judged)
+    distortion = 0.0  # the judged distortions' weighted mean, on the scale of 255²·MSE
+    if share > 0:
+        distortion += share * squared_error(original, reconstruction) / original.size
+    if share < 1:
+        distortion += (1 - share) * MS_SSIM_WEIGHT * (1 - ms_ssim(original, reconstruction))
+    return lmbda * distortion + rate
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray, rows: int = 256) -> float:

@@ -995,5 +995,9 @@ def test_refine_sets_refined_files_beside_plain_ones(tmp_path, torch_one_thread,
     assert top["plain"]["bpp"] == pytest.approx(8 * len(plain) / img[..., 0].size)
     assert set(r["bd_rate"]) == {"refined vs plain", "plain vs other", "refined vs other"}
     assert "| 100 | 1/1 |" in capsys.readouterr().out
+    # without --distortion, what the release's searches minimise
+    assert r["config"]["distortion"] == "3mse+ms-ssim"
     assert refine.main([*args, "--effort", "10"]) == 2
     assert "from 1 to 9" in capsys.readouterr().err
+    assert refine.main([*args, "--distortion", "ssim"]) == 2
+    assert "invalid choice" in capsys.readouterr().err

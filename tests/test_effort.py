@@ -542,7 +542,7 @@ def test_benchmark_steers_as_told_and_says_so(steer, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "tune, weights, model, distortion",
     [
-        (None, None, "lcodec-elic-2026-12h", "mse+ms-ssim"),
+        (None, None, "lcodec-elic-2026-12h", "3mse+ms-ssim"),
         ("psnr", None, "lcodec-elic-2026-12g", "mse"),
         ("ms-ssim", "lcodec-elic-2026-12g", "lcodec-elic-2026-12g", "ms-ssim"),
     ],
@@ -674,7 +674,7 @@ def test_an_effort_encode_does_not_import_torch_dynamo():
     [
         ("lcodec-elic-2026-12e", None, "mse"),
         ("lcodec-elic-ssim-2026-12e", None, "ms-ssim"),
-        ("lcodec-elic-2026-12f", None, "mse+ms-ssim"),
+        ("lcodec-elic-2026-12f", None, "3mse+ms-ssim"),
         ("lcodec-elic-2026-12f", "psnr", "mse"),
         ("lcodec-elic-2026-12f", "ms-ssim", "ms-ssim"),
         (None, "psnr", "mse"),  # the tune picks the release too
@@ -683,15 +683,17 @@ def test_an_effort_encode_does_not_import_torch_dynamo():
 def test_effort_minimises_the_distortion_of_the_tune_or_the_release(
     name, tune, distortion, monkeypatch
 ):
-    """Without a tune, a release trained for MS-SSIM (or for both) is searched and judged by
-    what it was trained on; a tune replaces that by its metric. The search's loss and the
-    guard's true loss are the same, and the file kept beats the plain one by that loss."""
+    """Without a tune, a release trained for MS-SSIM is searched and judged by what it was
+    trained on, and one trained for both by a mean leaning to MSE; a tune replaces that by its
+    metric. The search's loss and the guard's true loss are the same, and the file kept beats
+    the plain one by that loss."""
     from codec.encoder import analysis
+    from codec.metrics import searched_by
     from codec.net.zoo import TUNED, find_weights
 
     img = _centre(192)  # MS-SSIM needs both sides over 160 pixels
     release = name or TUNED[tune]
-    assert (find_weights(release).distortion == distortion) == (tune is None)
+    assert (searched_by(find_weights(release).distortion) == distortion) == (tune is None)
     searched, judged = [], []
     real = effort_mod.objective_for
 
@@ -751,6 +753,9 @@ def test_ms_ssim_falls_back_to_mse_where_an_image_is_too_small_for_it():
     # the mean of the two distortions, at the same rate
     both = rd_loss(big, enc.reconstruction, len(enc.data), 0.01, "mse+ms-ssim")
     assert both - rate == pytest.approx((ms - rate + mse - rate) / 2)
+    leaning = rd_loss(big, enc.reconstruction, len(enc.data), 0.01, "3mse+ms-ssim")
+    assert leaning - rate == pytest.approx((ms - rate + 3 * (mse - rate)) / 4)
+    assert measurable("3mse+ms-ssim", side, 4 * side) == "mse"
 
 
 def test_an_edge_tile_of_an_ms_ssim_search_keeps_enough_image_to_be_judged_by_it():

@@ -275,6 +275,8 @@ def test_the_distortion_term_is_per_image_for_each_distortion():
     assert torch.equal(distortion_term("ms-ssim", x_hat, x), ms_ssim_term(x_hat, x))
     both = distortion_term("mse+ms-ssim", x_hat, x)
     assert torch.allclose(both, (mse + ms_ssim_term(x_hat, x)) / 2)
+    leaning = distortion_term("3mse+ms-ssim", x_hat, x)
+    assert torch.allclose(leaning, (3 * mse + ms_ssim_term(x_hat, x)) / 4)
     with pytest.raises(ValueError, match="unknown distortion"):
         distortion_term("psnr", x_hat, x)
 

@@ -254,7 +254,8 @@ def main():
     default=None,
     help="Write for this metric: with the release tuned for it (unless --model names one), "
     "and at --effort 2+ optimise the file for this metric alone. Without it, effort optimises "
-    "for what the release was trained on (the default release: PSNR and MS-SSIM together).",
+    "for what the release was trained on (the default release: PSNR and MS-SSIM together, "
+    "PSNR weighing three times as much).",
 )
 @DEVICE
 @PRECISION

@@ -19,7 +19,7 @@ from .. import bitstream, runtime
 from ..bitstream import Container
 from ..errors import CodecError
 from ..image import Picture, decoded_picture, encode_alpha
-from ..metrics import DISTORTIONS, file_rd_loss, psnr
+from ..metrics import DISTORTIONS, file_rd_loss, psnr, searched_by
 from ..net import architecture
 from ..net.ladder import quality_to_rate
 from ..net.refine import Refinement
@@ -84,8 +84,8 @@ class Analysis:
         self.header = header or {}
         self.padded = (self.height + self.pad_bottom, self.width + self.pad_right)
         self.latent = analyse(self.model, pixels, self.padded, self.device)
-        #: What effort minimises: the metric asked for, else what the release was trained on.
-        self.distortion = distortion or lm.weights.distortion
+        #: What effort minimises: the metric asked for, else the release's own search distortion.
+        self.distortion = distortion or searched_by(lm.weights.distortion)
 
     def trial(self, quality: float, iterations: int = 0) -> Trial:
         """Code at ``quality``, optimising the latents for ``iterations`` steps first."""
@@ -261,7 +261,8 @@ def prepare(
     """``pic`` after the analysis transform of the release ``weights`` names, with the header
     its files will carry. Everything the header needs, and ``quality`` when given, is checked
     before the model loads. ``format_version`` ``None`` is the newest version the release's
-    architecture writes; ``distortion`` ``None`` searches by the release's own."""
+    architecture writes; ``distortion`` ``None`` searches by the release's search distortion
+    (``searched_by``)."""
     if distortion is not None and distortion not in DISTORTIONS:
         raise CodecError(
             f"unknown distortion {distortion!r}: choose one of {', '.join(DISTORTIONS)}"

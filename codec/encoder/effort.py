@@ -253,8 +253,8 @@ def refine_latents(
     unless its refined pair's file is better. An image of at most ``WHOLE_PIXELS`` (padded)
     is optimised in one piece, one search for all budgets, every candidate judged by its real
     file; a larger one tile by tile (``refine_tiles``), one sweep per budget, so that memory
-    stays bounded. ``distortion`` is the one searched for: the tune's, else the release's own
-    (``file_loss`` must judge by the same).
+    stays bounded. ``distortion`` is the one searched for: the tune's, else the release's search
+    distortion (``file_loss`` must judge by the same).
     """
     budgets = sorted(set(budgets))
     height, width = pixels.shape[:2]

@@ -168,8 +168,8 @@ class TrainConfig:
         default="mse",
         metadata=option(
             "What the weights learn to keep: mse (PSNR), ms-ssim (structure; weights to offer "
-            "as a model tuned for MS-SSIM, not as the default) or mse+ms-ssim (the mean of "
-            "the two).",
+            "as a model tuned for MS-SSIM, not as the default), mse+ms-ssim (the mean of "
+            "the two) or 3mse+ms-ssim (MSE weighing three times as much).",
             type=click.Choice(DISTORTIONS),
             show_default=True,
         ),
