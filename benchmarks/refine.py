@@ -160,15 +160,14 @@ def _main(argv: Sequence[str] | None) -> int:
     from codec.encoder.effort import effort_iterations
 
     iterations = effort_iterations(args.effort)
+    distortion = args.distortion or searched_by(lm.weights.distortion)
     per_image = {}
     for path in paths:
         name = image_name(path, root)
-        pixels = load_rgb(path)
-        per_image[name] = measure(args.weights, pixels, qualities, iterations, args.distortion)
+        per_image[name] = measure(args.weights, load_rgb(path), qualities, iterations, distortion)
         print(f"{name}: done", file=sys.stderr, flush=True)
     curves = {key: mean_curve(per_image, key) for key in ("plain", "refined")}
     points = list(zip(*per_image.values()))
-    distortion = args.distortion or searched_by(lm.weights.distortion)
     print(
         f"{len(per_image)} images of {root}, {lm.weights.model_id}, effort {args.effort}, "
         f"searching by {distortion}"

@@ -31,8 +31,7 @@ class Features:
     #: y coded in bands of latent rows, one stream each (bounded memory per band).
     bands: bool
     #: Optional sections (alpha, refinement, ICC profile, source), non-RGB layouts, flags that
-    #: must be 0,
-    #: and a 16-bit stream count.
+    #: must be 0, and a 16-bit stream count.
     sections: bool
     #: y coded with a space-channel context (channel groups, checkerboard halves), one stream
     #: per band in the order codec/entropy/elic_gain.py documents.

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import CodecError
+from ..metrics import bpp
 
 #: Relative tolerance of bpp and size targets (a size target is also never exceeded).
 TOLERANCE = 0.02
@@ -147,7 +148,7 @@ def reached(target: Target, nbytes: int, psnr: float | None, pixels: int) -> flo
     """What a file of ``nbytes`` (and ``psnr``) reaches in ``target``'s unit."""
     if target.kind == "psnr":
         return float(psnr)
-    return float(nbytes if target.kind == "size" else 8 * nbytes / pixels)
+    return float(nbytes if target.kind == "size" else bpp(nbytes, pixels))
 
 
 class _Search:
@@ -324,7 +325,7 @@ class _Search:
             return True, "the search ran out of trials"
 
         def size(c: Candidate) -> str:
-            return t.format(c.nbytes if t.kind == "size" else 8 * c.nbytes / self.pixels)
+            return t.format(reached(t, c.nbytes, None, self.pixels))
 
         if 0.0 in ends and self.high(ends[0.0]):
             return False, f"the smallest file (quality 0) is {size(ends[0.0])}"
