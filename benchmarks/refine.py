@@ -5,11 +5,14 @@ and the file the encoder makes from the same latents with the refinement it judg
 bytes (codec/encoder/refine.py; what every effort above 1 adds after its search), decoded by
 the library: mean RD curves, BD-rate of the
 refined files against the plain ones and, with ``--report``, of both against every codec of a
-``benchmarks.rd`` report (the AVIF at speed 2 with 4:4:4 among them).
+``benchmarks.rd`` report (the AVIF at speed 2 with 4:4:4 among them), on the same photos.
 
-    python -m benchmarks.refine --data DIR [--qualities 0,15,...] [--effort N] [--limit N]
-        [--weights NAME] [--distortion D] [--report benchmarks/results/rd/rd.json]
-        [--threads N] [--json OUT]
+A long run goes in slices (``--skip``/``--limit``, or folders of their own), each written with
+``--json``; ``--from`` joins the slices' photos, with or without new ones, into one report.
+
+    python -m benchmarks.refine [--data DIR] [--qualities 0,15,...] [--effort N] [--skip N]
+        [--limit N] [--weights NAME] [--distortion D] [--report benchmarks/results/rd/rd.json]
+        [--from EARLIER.json ...] [--threads N] [--json OUT]
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ QUALITIES = (0, 15, 30, 45, 60, 75, 90, 100)
 
 def build_parser() -> Parser:
     p = Parser(prog=PROG, description="RD curves with and without the synthesis refinement.")
-    p.add_argument("--data", required=True, help="folder of images (searched recursively)")
+    p.add_argument("--data", default=None, help="folder of images (searched recursively)")
     p.add_argument(
         "--qualities",
         default=",".join(f"{q:g}" for q in QUALITIES),
@@ -55,6 +58,7 @@ def build_parser() -> Parser:
     p.add_argument(
         "--effort", type=int, default=1, help="the effort whose latents both files carry (1-9)"
     )
+    p.add_argument("--skip", type=int, default=0, help="skip the first N images (slices)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images")
     p.add_argument("--weights", default=None, help="release name or .safetensors path")
     p.add_argument(
@@ -64,7 +68,20 @@ def build_parser() -> Parser:
         help="what the search and the refinement's judgement minimise (default: the release's "
         "search distortion, codec.metrics.searched_by)",
     )
-    p.add_argument("--report", default=None, help="a benchmarks.rd rd.json to compare against")
+    p.add_argument(
+        "--report",
+        default=None,
+        help="a benchmarks.rd rd.json to compare against, on its points for the same photos",
+    )
+    p.add_argument(
+        "--from",
+        dest="earlier",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="an earlier report of this benchmark (same weights, qualities, effort and "
+        "distortion) whose photos join the ones measured now; repeatable",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads")
     p.add_argument("--json", default=None, help="write the per-image and mean results here")
     return p
@@ -120,12 +137,19 @@ def mean_curve(per_image: dict[str, list[dict]], key: str) -> dict[str, list[flo
     return curve
 
 
-def report_curves(path: str) -> dict[str, dict]:
-    """Every codec's mean curve in a ``benchmarks.rd`` report, keyed by its name."""
+def report_curves(path: str, names: set[str]) -> dict[str, dict]:
+    """Every codec's mean curve in a ``benchmarks.rd`` report over the photos ``names``, keyed
+    by the codec's name: a slice is set against the same photos, not the report's whole set.
+    A codec whose points carry no per-photo results (a published curve) is taken as it is."""
     try:
         with open(path) as f:
             codecs = json.load(f)["codecs"]
-        curves = {name: live_curve(name, entry) for name, entry in codecs.items()}
+        curves = {}
+        for name, entry in codecs.items():
+            points = entry["points"]
+            if points and all("images" in pt for pt in points):
+                entry = {**entry, "points": [_same_photos(name, pt, names) for pt in points]}
+            curves[name] = live_curve(name, entry)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UsageError(f"cannot read the report {path}: {e}") from None
     return {
@@ -134,17 +158,65 @@ def report_curves(path: str) -> dict[str, dict]:
     }
 
 
+def _same_photos(codec_name: str, point: dict, names: set[str]) -> dict:
+    """A report's point as the mean over ``names`` alone (MS-SSIM in dB of the mean MS-SSIM,
+    over the photos that have one, as ``benchmarks.rd`` takes it)."""
+    rows = {r["image"]: r for r in point["images"]}
+    missing = sorted(names - set(rows))
+    if missing:
+        raise ValueError(
+            f"{codec_name} has no result for {missing[0]} at quality {point['quality']}"
+        )
+    chosen = [rows[n] for n in sorted(names)]
+
+    def mean(key: str) -> float:
+        values = [r[key] for r in chosen if r[key] is not None and math.isfinite(r[key])]
+        return statistics.fmean(values) if values else math.nan
+
+    m = mean("ms_ssim")
+    return {
+        "bpp": mean("bpp"),
+        "psnr": mean("psnr"),
+        "ms_ssim_db": ms_ssim_db(m) if math.isfinite(m) else math.nan,
+    }
+
+
+def earlier_results(paths: Sequence[str], config: dict) -> dict[str, list[dict]]:
+    """The per-photo rows of earlier reports, each made as ``config`` says (weights,
+    qualities, effort and distortion); a photo found twice is refused, not counted twice, and
+    a value written as null reads as NaN again."""
+    per_image: dict[str, list[dict]] = {}
+    for path in paths:
+        try:
+            with open(path) as f:
+                report = json.load(f)
+            theirs, rows = report["config"], report["per_image"]
+            for points in rows.values():  # a non-finite value was written as null
+                for files in (x for pt in points for x in (pt["plain"], pt["refined"])):
+                    files.update({k: math.nan for k, v in files.items() if v is None})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise UsageError(f"cannot read the earlier report {path}: {e}") from None
+        for key, ours in config.items():
+            if theirs.get(key) != ours:
+                raise UsageError(f"{path} was made with {key} {theirs.get(key)!r}, not {ours!r}")
+        for name, points in rows.items():
+            if name in per_image:
+                raise UsageError(f"{name} is in more than one report (second: {path})")
+            per_image[name] = points
+    return per_image
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     out = output_file(args.json) if args.json else None
-    root, paths = image_paths(args.data, args.limit)
+    if args.data is None and not args.earlier:
+        raise UsageError("give --data, --from or both")
+    root, paths = image_paths(args.data, args.limit, args.skip) if args.data else (None, [])
     qualities = floats(args.qualities, "--qualities")
     if not all(0 <= q <= 100 for q in qualities):
         raise UsageError("--qualities must be from 0 to 100")
     if not 1 <= args.effort <= 9:
         raise UsageError("--effort must be from 1 to 9")
-    others = report_curves(args.report) if args.report else {}
-
     import torch
 
     import codec
@@ -161,16 +233,26 @@ def _main(argv: Sequence[str] | None) -> int:
 
     iterations = effort_iterations(args.effort)
     distortion = args.distortion or searched_by(lm.weights.distortion)
-    per_image = {}
-    for path in paths:
-        name = image_name(path, root)
+    same = {
+        "model": lm.weights.model_id,
+        "qualities": qualities,
+        "effort": args.effort,
+        "distortion": distortion,
+    }
+    per_image = earlier_results(args.earlier, same)
+    names = [image_name(path, root) for path in paths]
+    for name in names:
+        if name in per_image:
+            raise UsageError(f"{name} is already in an earlier report")
+    others = report_curves(args.report, {*per_image, *names}) if args.report else {}
+    for name, path in zip(names, paths):
         per_image[name] = measure(args.weights, load_rgb(path), qualities, iterations, distortion)
         print(f"{name}: done", file=sys.stderr, flush=True)
     curves = {key: mean_curve(per_image, key) for key in ("plain", "refined")}
     points = list(zip(*per_image.values()))
     print(
-        f"{len(per_image)} images of {root}, {lm.weights.model_id}, effort {args.effort}, "
-        f"searching by {distortion}"
+        f"{len(per_image)} images ({len(paths)} measured now), {lm.weights.model_id}, "
+        f"effort {args.effort}, searching by {distortion}"
     )
     print("| quality | refined files | refinement bytes | bpp | PSNR | MS-SSIM (dB) | fit s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -194,7 +276,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if out is not None:
         report = {
             "config": {
-                "data": str(root),
+                "data": None if root is None else str(root),
+                "from": list(args.earlier),
                 "images": len(per_image),
                 "model": lm.weights.model_id,
                 "qualities": qualities,

@@ -1001,3 +1001,63 @@ def test_refine_sets_refined_files_beside_plain_ones(tmp_path, torch_one_thread,
     assert "from 1 to 9" in capsys.readouterr().err
     assert refine.main([*args, "--distortion", "ssim"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+    # a second photo measured now joins the first one's report; neither is measured twice
+    Image.fromarray(img[:, ::-1].copy()).save(data / "mirrored.png")
+    joined = tmp_path / "joined.json"
+    again = ["--qualities", "85,100", "--threads", "1", "--from", str(out)]
+    assert refine.main([*again, "--data", str(data), "--skip", "1", "--json", str(joined)]) == 0
+    j = json.loads(joined.read_text())
+    assert j["per_image"]["graphic.png"] == r["per_image"]["graphic.png"]
+    assert set(j["per_image"]) == {"graphic.png", "mirrored.png"} and j["config"]["images"] == 2
+    assert "2 images (1 measured now)" in capsys.readouterr().out
+    # the reports alone, measuring nothing, give the same curves
+    alone = tmp_path / "alone.json"
+    parts = ["--from", str(out), "--from", str(tmp_path / "part.json")]
+    only_new = {**j, "per_image": {"mirrored.png": j["per_image"]["mirrored.png"]}}
+    (tmp_path / "part.json").write_text(json.dumps(only_new))
+    assert refine.main(["--qualities", "85,100", *parts, "--json", str(alone)]) == 0
+    assert json.loads(alone.read_text())["curves"] == j["curves"]
+    # a photo twice, or a report made otherwise, is refused before anything is measured
+    assert refine.main([*again, "--from", str(joined)]) == 2
+    assert "graphic.png is in more than one report" in capsys.readouterr().err
+    assert refine.main([*again, "--data", str(data)]) == 2
+    assert "graphic.png is already in an earlier report" in capsys.readouterr().err
+    assert refine.main(["--from", str(out), "--effort", "2", "--qualities", "85,100"]) == 2
+    assert "made with effort 1, not 2" in capsys.readouterr().err
+    assert refine.main(["--qualities", "85,100"]) == 2
+    assert "give --data, --from or both" in capsys.readouterr().err
+
+
+def test_refine_compares_against_a_report_on_the_same_photos(tmp_path):
+    """A report's per-photo points are averaged over the photos measured, so a slice is set
+    against the same photos; a photo the report lacks is refused, and a curve of means alone
+    (published) is taken as it is."""
+    from benchmarks import refine
+    from benchmarks.common.cli import UsageError
+
+    def row(name, b, p, m):
+        return {"image": name, "bpp": b, "psnr": p, "ms_ssim": m}
+
+    points = [
+        {
+            "quality": q,
+            "bpp": 0,
+            "psnr": 0,
+            "ms_ssim_db": 0,
+            "images": [row("a.png", 0.2 * k, 30 + k, 0.9), row("b.png", 0.6 * k, 20 + k, 0.99)],
+        }
+        for k, q in ((1, 10), (2, 50))
+    ]
+    means = [{"bpp": 1, "psnr": 25, "ms_ssim_db": 10}, {"bpp": 2, "psnr": 30, "ms_ssim_db": 15}]
+    codecs = {"x": {"label": "X", "points": points}, "pub": {"label": "P", "points": means}}
+    path = tmp_path / "rd.json"
+    path.write_text(json.dumps({"codecs": codecs}))
+    a = refine.report_curves(str(path), {"a.png"})
+    assert a["x"]["bpp"] == pytest.approx([0.2, 0.4]) and a["x"]["psnr"] == [31, 32]
+    assert a["x"]["ms_ssim_db"] == pytest.approx([10.0, 10.0])
+    both = refine.report_curves(str(path), {"a.png", "b.png"})
+    assert both["x"]["bpp"] == pytest.approx([0.4, 0.8]) and both["x"]["psnr"] == [26, 27]
+    assert both["pub"] == a["pub"] == {"bpp": [1, 2], "psnr": [25, 30], "ms_ssim_db": [10, 15]}
+    with pytest.raises(UsageError, match="x has no result for c.png at quality 10"):
+        refine.report_curves(str(path), {"a.png", "c.png"})
