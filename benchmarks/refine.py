@@ -7,8 +7,9 @@ the library: mean RD curves, BD-rate of the
 refined files against the plain ones and, with ``--report``, of both against every codec of a
 ``benchmarks.rd`` report (the AVIF at speed 2 with 4:4:4 among them), on the same photos.
 
-A long run goes in slices (``--skip``/``--limit``, or folders of their own), each written with
-``--json``; ``--from`` joins the slices' photos, with or without new ones, into one report.
+A long run goes in slices (``--skip``/``--limit``), each written with ``--json``; ``--from``
+joins the slices' photos, with or without new ones, into one report. Photos are named by their
+path under ``--data``, as ``benchmarks.rd`` names them under its own.
 
     python -m benchmarks.refine [--data DIR] [--qualities 0,15,...] [--effort N] [--skip N]
         [--limit N] [--weights NAME] [--distortion D] [--report benchmarks/results/rd/rd.json]
@@ -37,6 +38,7 @@ from .common.cli import (
     image_paths,
     output_file,
     run,
+    warn,
     write_report,
 )
 from .common.curves import live_curve
@@ -45,6 +47,9 @@ from .common.metrics import bpp, ms_ssim, ms_ssim_db, psnr
 
 PROG = "python -m benchmarks.refine"
 QUALITIES = (0, 15, 30, 45, 60, 75, 90, 100)
+#: What each photo's row holds per quality, and what each of its two files holds.
+ROW = {"quality", "refine_seconds", "plain", "refined", "form", "refinement_bytes"}
+FILES = {"bpp", "psnr", "ms_ssim"}
 
 
 def build_parser() -> Parser:
@@ -124,23 +129,40 @@ def measure(
     return rows
 
 
+def mean_point(rows: Sequence[dict]) -> dict[str, float]:
+    """The mean of one quality's photos as ``benchmarks.rd`` takes it: bpp and PSNR over every
+    photo (NaN where one has none, as for a lossless PSNR), MS-SSIM in dB of the mean MS-SSIM
+    over the photos large enough to have one."""
+
+    def every(key: str) -> float:
+        values = [math.nan if r[key] is None else r[key] for r in rows]
+        m = statistics.fmean(values)
+        return m if math.isfinite(m) else math.nan
+
+    ms = [r["ms_ssim"] for r in rows if r["ms_ssim"] is not None and math.isfinite(r["ms_ssim"])]
+    return {
+        "bpp": every("bpp"),
+        "psnr": every("psnr"),
+        "ms_ssim_db": ms_ssim_db(statistics.fmean(ms)) if ms else math.nan,
+    }
+
+
 def mean_curve(per_image: dict[str, list[dict]], key: str) -> dict[str, list[float]]:
-    """The mean bpp, PSNR and MS-SSIM (in dB, of the mean MS-SSIM) per quality."""
+    """The mean point per quality of the files ``key`` names ("plain" or "refined")."""
     points = list(zip(*per_image.values()))
     curve = {"quality": [pts[0]["quality"] for pts in points], "bpp": [], "psnr": []}
     curve["ms_ssim_db"] = []
     for pts in points:
-        curve["bpp"].append(statistics.fmean(p[key]["bpp"] for p in pts))
-        curve["psnr"].append(statistics.fmean(p[key]["psnr"] for p in pts))
-        m = statistics.fmean(p[key]["ms_ssim"] for p in pts)
-        curve["ms_ssim_db"].append(ms_ssim_db(m) if math.isfinite(m) else math.nan)
+        for metric, value in mean_point([p[key] for p in pts]).items():
+            curve[metric].append(value)
     return curve
 
 
 def report_curves(path: str, names: set[str]) -> dict[str, dict]:
     """Every codec's mean curve in a ``benchmarks.rd`` report over the photos ``names``, keyed
     by the codec's name: a slice is set against the same photos, not the report's whole set.
-    A codec whose points carry no per-photo results (a published curve) is taken as it is."""
+    A codec whose points carry no per-photo results (a published curve) is taken as it is,
+    with a warning."""
     try:
         with open(path) as f:
             codecs = json.load(f)["codecs"]
@@ -149,6 +171,8 @@ def report_curves(path: str, names: set[str]) -> dict[str, dict]:
             points = entry["points"]
             if points and all("images" in pt for pt in points):
                 entry = {**entry, "points": [_same_photos(name, pt, names) for pt in points]}
+            else:
+                warn(PROG, f"{name} in {path} has no per-photo results: its own mean is used")
             curves[name] = live_curve(name, entry)
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise UsageError(f"cannot read the report {path}: {e}") from None
@@ -159,26 +183,14 @@ def report_curves(path: str, names: set[str]) -> dict[str, dict]:
 
 
 def _same_photos(codec_name: str, point: dict, names: set[str]) -> dict:
-    """A report's point as the mean over ``names`` alone (MS-SSIM in dB of the mean MS-SSIM,
-    over the photos that have one, as ``benchmarks.rd`` takes it)."""
+    """A report's point as the mean over the photos ``names`` alone."""
     rows = {r["image"]: r for r in point["images"]}
     missing = sorted(names - set(rows))
     if missing:
         raise ValueError(
             f"{codec_name} has no result for {missing[0]} at quality {point['quality']}"
         )
-    chosen = [rows[n] for n in sorted(names)]
-
-    def mean(key: str) -> float:
-        values = [r[key] for r in chosen if r[key] is not None and math.isfinite(r[key])]
-        return statistics.fmean(values) if values else math.nan
-
-    m = mean("ms_ssim")
-    return {
-        "bpp": mean("bpp"),
-        "psnr": mean("psnr"),
-        "ms_ssim_db": ms_ssim_db(m) if math.isfinite(m) else math.nan,
-    }
+    return mean_point([rows[n] for n in sorted(names)])
 
 
 def earlier_results(paths: Sequence[str], config: dict) -> dict[str, list[dict]]:
@@ -191,14 +203,23 @@ def earlier_results(paths: Sequence[str], config: dict) -> dict[str, list[dict]]
             with open(path) as f:
                 report = json.load(f)
             theirs, rows = report["config"], report["per_image"]
-            for points in rows.values():  # a non-finite value was written as null
-                for files in (x for pt in points for x in (pt["plain"], pt["refined"])):
-                    files.update({k: math.nan for k, v in files.items() if v is None})
+            for key, ours in config.items():
+                if theirs.get(key) != ours:
+                    raise UsageError(
+                        f"{path} was made with {key} {theirs.get(key)!r}, not {ours!r}"
+                    )
+            for name, points in rows.items():
+                if [pt["quality"] for pt in points] != config["qualities"]:
+                    raise UsageError(f"{path}: {name}'s qualities are not its report's")
+                for pt in points:
+                    sides = (pt["plain"], pt["refined"])
+                    lacking = (ROW - set(pt)) | {k for side in sides for k in FILES - set(side)}
+                    if lacking:
+                        raise UsageError(f"{path}: {name} has no {min(lacking)}")
+                    for side in sides:  # a non-finite value was written as null
+                        side.update({k: math.nan for k, v in side.items() if v is None})
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise UsageError(f"cannot read the earlier report {path}: {e}") from None
-        for key, ours in config.items():
-            if theirs.get(key) != ours:
-                raise UsageError(f"{path} was made with {key} {theirs.get(key)!r}, not {ours!r}")
         for name, points in rows.items():
             if name in per_image:
                 raise UsageError(f"{name} is in more than one report (second: {path})")
@@ -211,6 +232,8 @@ def _main(argv: Sequence[str] | None) -> int:
     out = output_file(args.json) if args.json else None
     if args.data is None and not args.earlier:
         raise UsageError("give --data, --from or both")
+    if args.data is None and (args.skip or args.limit is not None):
+        raise UsageError("--skip and --limit choose from --data's images: give --data")
     root, paths = image_paths(args.data, args.limit, args.skip) if args.data else (None, [])
     qualities = floats(args.qualities, "--qualities")
     if not all(0 <= q <= 100 for q in qualities):

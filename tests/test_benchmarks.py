@@ -1022,7 +1022,14 @@ def test_refine_sets_refined_files_beside_plain_ones(tmp_path, torch_one_thread,
     assert refine.main([*again, "--from", str(joined)]) == 2
     assert "graphic.png is in more than one report" in capsys.readouterr().err
     assert refine.main([*again, "--data", str(data)]) == 2
-    assert "graphic.png is already in an earlier report" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "graphic.png is already in an earlier report" in err and "done" not in err
+    short = {**r, "per_image": {"graphic.png": r["per_image"]["graphic.png"][:1]}}
+    (tmp_path / "short.json").write_text(json.dumps(short))
+    assert refine.main(["--qualities", "85,100", "--from", str(tmp_path / "short.json")]) == 2
+    assert "graphic.png's qualities are not its report's" in capsys.readouterr().err
+    assert refine.main([*again, "--skip", "1"]) == 2
+    assert "give --data" in capsys.readouterr().err
     assert refine.main(["--from", str(out), "--effort", "2", "--qualities", "85,100"]) == 2
     assert "made with effort 1, not 2" in capsys.readouterr().err
     assert refine.main(["--qualities", "85,100"]) == 2
@@ -1045,7 +1052,11 @@ def test_refine_compares_against_a_report_on_the_same_photos(tmp_path):
             "bpp": 0,
             "psnr": 0,
             "ms_ssim_db": 0,
-            "images": [row("a.png", 0.2 * k, 30 + k, 0.9), row("b.png", 0.6 * k, 20 + k, 0.99)],
+            "images": [
+                row("a.png", 0.2 * k, 30 + k, 0.9),
+                row("b.png", 0.6 * k, 20 + k, 0.99),
+                row("tiny.png", 0.1, 10, None),  # too small for MS-SSIM
+            ],
         }
         for k, q in ((1, 10), (2, 50))
     ]
@@ -1058,6 +1069,11 @@ def test_refine_compares_against_a_report_on_the_same_photos(tmp_path):
     assert a["x"]["ms_ssim_db"] == pytest.approx([10.0, 10.0])
     both = refine.report_curves(str(path), {"a.png", "b.png"})
     assert both["x"]["bpp"] == pytest.approx([0.4, 0.8]) and both["x"]["psnr"] == [26, 27]
+    # in dB of the mean MS-SSIM, not the mean of the dB values (10 and 20)
+    assert both["x"]["ms_ssim_db"] == pytest.approx([metrics.ms_ssim_db(0.945)] * 2)
+    with_tiny = refine.report_curves(str(path), {"a.png", "b.png", "tiny.png"})
+    assert with_tiny["x"]["ms_ssim_db"] == both["x"]["ms_ssim_db"]
+    assert with_tiny["x"]["psnr"] == pytest.approx([(31 + 21 + 10) / 3, (32 + 22 + 10) / 3])
     assert both["pub"] == a["pub"] == {"bpp": [1, 2], "psnr": [25, 30], "ms_ssim_db": [10, 15]}
     with pytest.raises(UsageError, match="x has no result for c.png at quality 10"):
         refine.report_curves(str(path), {"a.png", "c.png"})
