@@ -256,13 +256,13 @@ def _main(argv: Sequence[str] | None) -> int:
 
     iterations = effort_iterations(args.effort)
     distortion = args.distortion or searched_by(lm.weights.distortion)
-    same = {
+    made_as = {  # what a report's rows depend on: earlier ones must match it to join
         "model": lm.weights.model_id,
         "qualities": qualities,
         "effort": args.effort,
         "distortion": distortion,
     }
-    per_image = earlier_results(args.earlier, same)
+    per_image = earlier_results(args.earlier, made_as)
     names = [image_name(path, root) for path in paths]
     for name in names:
         if name in per_image:
@@ -302,10 +302,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 "data": None if root is None else str(root),
                 "from": list(args.earlier),
                 "images": len(per_image),
-                "model": lm.weights.model_id,
-                "qualities": qualities,
-                "effort": args.effort,
-                "distortion": distortion,
+                **made_as,
                 "report": args.report,
                 "cpu": cpu_model(),
                 "threads": torch.get_num_threads(),

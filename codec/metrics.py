@@ -125,12 +125,12 @@ def file_rd_loss(
     rate = bpp(nbytes, original.shape[0] * original.shape[1])
     judged = measurable(distortion, *original.shape[:2])
     share = _share(judged)
-    distortion = 0.0  # the judged distortions' weighted mean, on the scale of 255²·MSE
+    d = 0.0  # the judged distortions' weighted mean, on the scale of 255²·MSE
     if share > 0:
-        distortion += share * squared_error(original, reconstruction) / original.size
+        d += share * squared_error(original, reconstruction) / original.size
     if share < 1:
-        distortion += (1 - share) * MS_SSIM_WEIGHT * (1 - ms_ssim(original, reconstruction))
-    return lmbda * distortion + rate
+        d += (1 - share) * MS_SSIM_WEIGHT * (1 - ms_ssim(original, reconstruction))
+    return lmbda * d + rate
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray, rows: int = 256) -> float:
